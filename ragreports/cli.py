@@ -1,0 +1,324 @@
+"""Thin command-line interface (typer). Results go to stdout; logs and progress to stderr.
+
+Exit codes: 0 success, 1 some inputs failed (or an eval gate failed), 2 usage or configuration error.
+Nothing heavy is imported at module level, so ``ragreports --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Grounded answers, standard briefs and checked facts from annual reports (offline by default).",
+)
+
+_state: dict[str, Any] = {"overrides": {}, "verbose": False}
+
+JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
+
+
+def _err():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _out():
+    from rich.console import Console
+
+    return Console(soft_wrap=True)
+
+
+def _settings():
+    from ragreports.config import load_settings
+
+    return load_settings(read_dotenv=True, **_state["overrides"])
+
+
+def _workspace():
+    from ragreports.workspace import Workspace
+
+    return Workspace(_settings())
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+@app.callback()
+def _root(
+    home: Optional[Path] = typer.Option(None, "--home", help="Index location (default: RAGREPORTS_HOME or a per-user data dir)."),
+    embedder: Optional[str] = typer.Option(None, "--embedder", help="e5-small | use | openai:MODEL | hash"),
+    llm: Optional[str] = typer.Option(None, "--llm", help="none | openai:MODEL | gguf:PATH | fake"),
+    chroma_url: Optional[str] = typer.Option(None, "--chroma-url", help="Use a Chroma server instead of the on-disk store."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details (model calls, tokens, timings) to stderr."),
+) -> None:
+    _state["overrides"] = {"home": home, "embedder": embedder, "llm": llm, "chroma_url": chroma_url}
+    _state["verbose"] = verbose
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        for noisy in ("chromadb", "httpx", "jieba", "openai", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+# -- ingest & index management -----------------------------------------------------------------------------
+@app.command()
+def ingest(
+    paths: List[Path] = typer.Argument(..., help="Report files or folders (searched recursively)."),
+    reindex: bool = typer.Option(False, "--reindex", help="Drop the index first and rebuild it from these paths."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Load, clean, chunk and index reports (.txt .md .html .pdf .docx; UTF-8/UTF-16/GBK/Big5)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    ws = _workspace()
+    if reindex:
+        ws.reset()
+    err = _err()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        files = bar.add_task("files", total=None)
+        chunks = bar.add_task("embedded chunks", total=None)
+
+        def progress(event: str, info: dict) -> None:
+            if event == "files":
+                bar.update(files, total=info["total"])
+            elif event == "file":
+                bar.update(files, description=f"[cyan]{Path(info['source']).name}[/]")
+                bar.advance(files, 0)
+            elif event == "embedded":
+                bar.advance(chunks, info["n"])
+
+        def tick(event: str, info: dict) -> None:
+            progress(event, info)
+            if event == "file" and not bar.disable:
+                pass
+
+        report = ws.ingest(paths, progress=tick)
+        bar.update(files, completed=len(report.documents) + len(report.errors))
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        out = _out()
+        for d in report.documents:
+            colour = {"added": "green", "updated": "yellow", "unchanged": "dim"}[d.status]
+            out.print(f"[{colour}]{d.status:9}[/] {d.doc_id}  ({d.chunks} chunks)  {d.source}")
+        for source, error in report.errors:
+            out.print(f"[red]error    [/] {source}: {error}")
+        out.print(f"{len(report.documents)} document(s), {len(report.errors)} error(s), "
+                  f"{report.embedded} chunk(s) embedded; index: {ws.settings.home}")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_(as_json: bool = JsonOpt) -> None:
+    """List indexed documents with their metadata."""
+    docs = _workspace().list()
+    if as_json:
+        _print_json({"documents": [{"doc_id": d.doc_id, "source": d.source, "chunks": d.chunks,
+                                    "meta": d.meta.to_dict()} for d in docs]})
+        return
+    from rich.table import Table
+
+    t = Table("doc_id", "issuer", "year", "published", "chunks", "source")
+    for d in docs:
+        t.add_row(d.doc_id, d.meta.issuer or "—", str(d.meta.year or "—"), d.meta.published or "—",
+                  str(d.chunks), d.source)
+    _out().print(t if docs else "no documents indexed; run `ragreports ingest PATH`")
+
+
+@app.command()
+def show(
+    doc: str = typer.Argument(..., help="Doc id or source path."),
+    text: bool = typer.Option(False, "--text", help="Print the normalised text (the one all offsets refer to)."),
+    chunks: bool = typer.Option(False, "--chunks", help="List the chunks with offsets and sections."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show one document: metadata, its normalised text, or its chunks."""
+    ws = _workspace()
+    d = ws.get_document(doc)
+    if text and not as_json:
+        sys.stdout.write(d.text + ("\n" if not d.text.endswith("\n") else ""))
+        return
+    chs = ws.chunks(doc) if (chunks or as_json) else []
+    if as_json:
+        obj = {"doc_id": d.doc_id, "source": d.source, "sha256": d.sha256, "meta": d.meta.to_dict(),
+               "chunks": [{"index": c.index, "section": c.section, "start": c.start, "end": c.end,
+                           "tokens": c.tokens} for c in chs]}
+        if text:
+            obj["text"] = d.text
+        _print_json(obj)
+        return
+    out = _out()
+    out.print(f"[bold]{d.doc_id}[/]  {d.source}")
+    for k, v in d.meta.to_dict().items():
+        out.print(f"  {k:9} {v if v is not None else '—'}")
+    out.print(f"  chars     {len(d.text)}")
+    for c in chs:
+        out.print(f"[dim]{c.index:3} [{c.start}:{c.end}] {c.tokens:3} tok[/] {c.section or '(preamble)'}")
+
+
+@app.command()
+def delete(doc: str = typer.Argument(..., help="Doc id or source path."), as_json: bool = JsonOpt) -> None:
+    """Remove a document from the docstore, the vectors and the BM25 index."""
+    doc_id = _workspace().delete(doc)
+    if as_json:
+        _print_json({"deleted": doc_id})
+    else:
+        _out().print(f"deleted {doc_id}")
+
+
+# -- retrieval & answers -----------------------------------------------------------------------------------
+@app.command()
+def search(
+    query: str = typer.Argument(...),
+    k: int = typer.Option(5, "--k", "-k", min=1, max=100),
+    doc: Optional[str] = typer.Option(None, "--doc"),
+    year: Optional[int] = typer.Option(None, "--year"),
+    issuer: Optional[str] = typer.Option(None, "--issuer"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Hybrid search (dense + BM25) over the indexed reports."""
+    results = _workspace().search(query, k=k, doc=doc, year=year, issuer=issuer)
+    if as_json:
+        _print_json({"query": query, "results": [r.to_dict() for r in results]})
+        return
+    out = _out()
+    if not results:
+        out.print("no results")
+    for i, r in enumerate(results, 1):
+        out.print(f"[bold]{i}. {r.doc_id}[/] › {r.section or '(preamble)'} [dim][{r.start}:{r.end}] {r.score:.4f}[/]")
+        out.print(f"   {r.text[:200]}{'…' if len(r.text) > 200 else ''}")
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(...),
+    doc: Optional[str] = typer.Option(None, "--doc"),
+    year: Optional[int] = typer.Option(None, "--year"),
+    issuer: Optional[str] = typer.Option(None, "--issuer"),
+    k: int = typer.Option(5, "--k", "-k", min=1, max=50),
+    engine: str = typer.Option("extractive", "--engine", help="extractive (offline) | llm"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Answer a question from the reports, with verified citations (or refuse)."""
+    ans, _ = _workspace().ask(question, k=k, doc=doc, year=year, issuer=issuer, engine=engine)
+    if as_json:
+        _print_json(ans.to_dict())
+        return
+    out = _out()
+    out.print(f"[bold]{ans.answer}[/]" if not ans.refused else f"[yellow]{ans.answer}[/]")
+    for c in ans.citations:
+        out.print(f"  [dim]—[/] {Path(c.source).name} › {c.section or '(preamble)'} › 「{c.quote}」 [dim][{c.start}:{c.end}][/]")
+
+
+# -- facts & briefs ----------------------------------------------------------------------------------------
+def _meta_json(meta) -> dict:
+    return meta.to_dict()
+
+
+@app.command()
+def extract(doc: str = typer.Argument(..., help="Doc id or source path."), as_json: bool = JsonOpt) -> None:
+    """Metadata and every quantitative fact, each with its verified quote and offsets."""
+    d, facts = _workspace().extract(doc)
+    if as_json:
+        _print_json({"doc_id": d.doc_id, "source": d.source, "meta": _meta_json(d.meta),
+                     "facts": [f.to_dict() for f in facts]})
+        return
+    from rich.table import Table
+
+    out = _out()
+    for k, v in d.meta.to_dict().items():
+        out.print(f"{k:9} {v if v is not None else '—'}")
+    t = Table("label", "value", "unit", "approx", "quote", "offsets")
+    for f in facts:
+        t.add_row(f.label, f"{f.value:g}", f.unit, "≈" if f.approx else "", f.quote, f"{f.start}:{f.end}")
+    out.print(t)
+
+
+@app.command()
+def summarize(
+    doc: Optional[str] = typer.Argument(None, help="Doc id or source path (omit with --all)."),
+    all_: bool = typer.Option(False, "--all", help="Every indexed report."),
+    fmt: str = typer.Option("md", "--format", "-f", help="md | json | html"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (with --all: a folder)."),
+    engine: str = typer.Option("extractive", "--engine", help="extractive (offline) | llm"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The standard brief of a report, every item with verified evidence."""
+    from ragreports import render
+    from ragreports.errors import ConfigError
+
+    if as_json:
+        fmt = "json"
+    if fmt not in ("md", "json", "html"):
+        raise ConfigError(f"unknown --format {fmt!r}; use md, json or html")
+    if not doc and not all_:
+        raise ConfigError("give a DOC (see `ragreports list`) or --all")
+    ws = _workspace()
+    ids = [d.doc_id for d in ws.list()] if all_ else [doc]
+    outputs: list[tuple[str, str]] = []
+    briefs = []
+    for i in ids:
+        b = ws.summarize(i, engine=engine)
+        briefs.append(b)
+        if fmt == "json":
+            outputs.append((i, json.dumps(render.render_json(b), ensure_ascii=False, indent=2) + "\n"))
+        elif fmt == "html":
+            outputs.append((i, render.render_html(b, ws.get_document(i).text)))
+        else:
+            outputs.append((i, render.render_markdown(b)))
+    if output and all_:
+        output.mkdir(parents=True, exist_ok=True)
+        for i, content in outputs:
+            (output / f"{i}.{fmt}").write_text(content, encoding="utf-8")
+        _err().print(f"wrote {len(outputs)} brief(s) to {output}")
+    elif output:
+        output.write_text(outputs[0][1], encoding="utf-8")
+        _err().print(f"wrote {output}")
+    elif fmt == "json" and all_:
+        _print_json({"briefs": [render.render_json(b) for b in briefs]})
+    else:
+        sys.stdout.write("\n".join(c for _, c in outputs))
+
+
+@app.command()
+def compare(
+    fmt: str = typer.Option("md", "--format", "-f", help="csv | md"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o"),
+) -> None:
+    """One row per indexed report: metadata and key figures side by side."""
+    from ragreports import render
+    from ragreports.errors import ConfigError
+
+    if fmt not in ("csv", "md"):
+        raise ConfigError(f"unknown --format {fmt!r}; use csv or md")
+    ws = _workspace()
+    briefs = [ws.summarize(d.doc_id) for d in ws.list()]
+    content = render.render_compare(render.compare_rows(briefs), fmt=fmt)
+    if output:
+        output.write_text(content, encoding="utf-8")
+    else:
+        sys.stdout.write(content)
+
+
+def main() -> None:
+    from ragreports.errors import RagReportsError
+
+    try:
+        app()
+    except RagReportsError as exc:
+        _err().print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _err().print("[yellow]interrupted[/]; the index stays consistent — re-run the command to finish")
+        sys.exit(130)

@@ -1,0 +1,269 @@
+"""The thin orchestrator: one object that wires the stages to one index location.
+
+    ws = Workspace(settings)
+    report = ws.ingest(["reports/"])          # load -> clean -> meta -> chunk -> embed -> store
+    ws.search("技术合同", k=5)                  # hybrid retrieval
+    answer, retrieved = ws.ask("2024年昆明市科技局登记技术合同多少项？")
+    doc, facts = ws.extract("kunming-kjj-2024")
+    brief = ws.summarize("kunming-kjj-2024")
+
+Nothing is opened until first use, so constructing a Workspace is cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ragreports.config import Settings
+from ragreports.errors import ConfigError, EmptyDocumentError, RagReportsError
+from ragreports.types import Answer, Document, Fact, SearchResult
+
+log = logging.getLogger("ragreports.workspace")
+
+# Bump when cleaning, metadata or chunking change what is stored: documents are then re-processed on ingest.
+PIPELINE_VERSION = "1"
+
+ProgressFn = Callable[[str, dict], None]  # progress(event, info): "files" {total}, "file" {source}, "embedded" {n}
+
+
+@dataclass(frozen=True)
+class DocStatus:
+    doc_id: str
+    source: str
+    status: str  # added | updated | unchanged
+    chunks: int
+
+    def to_dict(self) -> dict:
+        return {"doc_id": self.doc_id, "source": self.source, "status": self.status, "chunks": self.chunks}
+
+
+@dataclass
+class IngestReport:
+    documents: list[DocStatus] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    embedded: int = 0  # chunks actually sent to the embedder (cache misses)
+
+    def to_dict(self) -> dict:
+        return {
+            "documents": [d.to_dict() for d in self.documents],
+            "errors": [{"source": s, "error": e} for s, e in self.errors],
+        }
+
+
+class Workspace:
+    def __init__(self, settings: Settings, *, embedder=None, chat_model=None):
+        self.settings = settings
+        self._embedder = embedder
+        self._chat_model = chat_model
+
+    # -- lazily opened parts ----------------------------------------------------------------------------
+    @functools.cached_property
+    def embedder(self):
+        if self._embedder is not None:
+            return self._embedder
+        from ragreports.embeddings import get_embedder
+
+        key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
+        return get_embedder(self.settings.embedder, api_key=key, base_url=self.settings.llm_base_url)
+
+    @functools.cached_property
+    def docstore(self):
+        from ragreports.store import DocStore, ensure_home
+
+        ensure_home(self.settings.home)
+        return DocStore(self.settings.docstore_path)
+
+    @functools.cached_property
+    def cache(self):
+        from ragreports.embeddings import EmbeddingCache
+
+        return EmbeddingCache(self.settings.cache_dir / "embeddings.sqlite3")
+
+    def _dim(self) -> int:
+        dim = getattr(self.embedder, "dim", 0)
+        if not dim:  # remote embedders learn their dimension from a first call
+            dim = int(self.embedder.embed_query("维度").shape[0])
+        return dim
+
+    @functools.cached_property
+    def vectors(self):
+        from ragreports.store import VectorIndex, check_index_identity
+
+        dim = self._dim()
+        check_index_identity(self.docstore, self.embedder.name, dim)
+        return VectorIndex(path=self.settings.chroma_path, url=self.settings.chroma_url,
+                           collection=self.settings.collection, embedder_name=self.embedder.name, dim=dim)
+
+    @functools.cached_property
+    def lexical(self):
+        from ragreports.store import LexicalIndex
+
+        return LexicalIndex(self.settings.home / "bm25", self.docstore)
+
+    @functools.cached_property
+    def retriever(self):
+        from ragreports.retrieval import Retriever
+
+        return Retriever(self.docstore, self.vectors, self.lexical, self.embedder)
+
+    @functools.cached_property
+    def counter(self):
+        from ragreports.tokens import TokenCounter
+
+        return TokenCounter(self.settings.tokenizer)
+
+    def chat_model(self, required: bool = False):
+        if self._chat_model is None and self.settings.llm != "none":
+            from ragreports.llm import get_chat_model
+
+            self._chat_model = get_chat_model(self.settings)
+        if required and self._chat_model is None:
+            raise ConfigError(
+                "the llm engine needs a model: set RAGREPORTS_LLM=openai:MODEL (with OPENAI_API_KEY or "
+                "RAGREPORTS_LLM_BASE_URL), or gguf:PATH, or pass --llm"
+            )
+        return self._chat_model
+
+    # -- ingest -----------------------------------------------------------------------------------------
+    def _fingerprint(self, sha256: str) -> str:
+        s = self.settings
+        parts = [sha256, PIPELINE_VERSION, str(s.chunk_tokens), str(s.chunk_overlap_sentences), s.tokenizer,
+                 self.embedder.name]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    def ingest(self, paths: Iterable[str | Path], progress: ProgressFn | None = None) -> IngestReport:
+        from ragreports.loaders import discover
+
+        files, errors = discover(paths)
+        report = IngestReport(errors=list(errors))
+        progress = progress or (lambda event, info: None)
+        progress("files", {"total": len(files)})
+        _ = self.vectors  # open (and check) the index before touching any file
+        changed = False
+        for path in files:
+            progress("file", {"source": str(path)})
+            try:
+                status = self._ingest_one(path, progress)
+            except RagReportsError as exc:
+                report.errors.append((str(path), str(exc)))
+                continue
+            report.documents.append(status)
+            changed = changed or status.status != "unchanged"
+        if changed or not (self.settings.home / "bm25").exists():
+            self.lexical.rebuild()
+        report.embedded = self._embedded
+        return report
+
+    _embedded = 0
+
+    def _ingest_one(self, path: Path, progress: ProgressFn) -> DocStatus:
+        from ragreports.chunking import chunk_document
+        from ragreports.cleaning import clean
+        from ragreports.loaders import load_file
+        from ragreports.metadata import extract_meta
+        from ragreports.store import lexical_terms
+
+        raw = load_file(path)
+        ds = self.docstore
+        prev = ds.by_source(raw.source)
+        fp = self._fingerprint(raw.sha256)
+        if prev and prev.status == "ready" and prev.fingerprint == fp:
+            return DocStatus(prev.doc_id, prev.source, "unchanged", prev.chunks)
+        text = clean(raw.text)
+        if not text.strip():
+            raise EmptyDocumentError(f"{raw.source}: no report text left after cleaning (empty or only page chrome)")
+        doc_id = prev.doc_id if prev else ds.new_doc_id(raw.source)
+        meta = extract_meta(text)
+        chunks = chunk_document(doc_id, text, max_tokens=self.settings.chunk_tokens,
+                                overlap_sentences=self.settings.chunk_overlap_sentences, count_tokens=self.counter)
+        # Embed before touching the index: a failure here leaves any previous version intact.
+        vecs, n = self.cache.embed(self.embedder, [c.text for c in chunks],
+                                   on_embedded=lambda k: progress("embedded", {"n": k}))
+        self._embedded += n
+        terms = [" ".join(lexical_terms(c.text)) for c in chunks]
+        ds.begin_document(doc_id=doc_id, source=raw.source, sha256=raw.sha256, fingerprint=fp, text=text,
+                          original=raw.text, meta=meta, encoding=raw.encoding, fmt=raw.format,
+                          chunks=chunks, terms=terms)
+        extra = {"year": meta.year or 0, "issuer": meta.issuer or ""}
+        self.vectors.delete_doc(doc_id)
+        self.vectors.upsert(doc_id, chunks, vecs, extra)
+        ds.mark_ready(doc_id)
+        return DocStatus(doc_id, raw.source, "updated" if prev else "added", len(chunks))
+
+    def reset(self) -> None:
+        """Drop the whole index (docstore, vectors, BM25); the embedding cache is kept."""
+        import shutil
+
+        for rec in self.docstore.list("ready") + self.docstore.list("pending"):
+            self.delete(rec.doc_id)
+        for key in ("embedder", "dim"):
+            self.docstore.db.execute("DELETE FROM info WHERE key=?", (key,))
+        self.docstore.db.commit()
+        shutil.rmtree(self.settings.home / "bm25", ignore_errors=True)
+        if not self.settings.chroma_url:
+            shutil.rmtree(self.settings.chroma_path, ignore_errors=True)
+        self.__dict__.pop("vectors", None)
+        self.__dict__.pop("retriever", None)
+
+    def delete(self, doc: str) -> str:
+        rec = self.docstore.get(doc) or self.docstore.resolve(doc)
+        self.vectors.delete_doc(rec.doc_id)
+        self.docstore.delete(rec.doc_id)
+        self.lexical.rebuild()
+        return rec.doc_id
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def list(self):
+        return self.docstore.list()
+
+    def get_document(self, doc: str) -> Document:
+        rec = self.docstore.resolve(doc)
+        text, original = self.docstore.text(rec.doc_id)
+        return Document(rec.doc_id, rec.source, text, original, rec.sha256, rec.meta)
+
+    def chunks(self, doc: str):
+        return self.docstore.chunks(self.docstore.resolve(doc).doc_id)
+
+    def _filters(self, doc: str | None, year: int | None, issuer: str | None):
+        from ragreports.retrieval import SearchFilters
+
+        ids = frozenset([self.docstore.resolve(doc).doc_id]) if doc else None
+        return SearchFilters(doc_ids=ids, year=year, issuer=issuer)
+
+    def search(self, query: str, k: int | None = None, doc: str | None = None, year: int | None = None,
+               issuer: str | None = None) -> list[SearchResult]:
+        return self.retriever.search(query, k=k or self.settings.k, filters=self._filters(doc, year, issuer))
+
+    def ask(self, question: str, k: int | None = None, doc: str | None = None, year: int | None = None,
+            issuer: str | None = None, engine: str = "extractive") -> tuple[Answer, list[SearchResult]]:
+        from ragreports.answer import answer_question
+
+        if engine not in ("extractive", "llm"):
+            raise ConfigError(f"unknown engine {engine!r}; use extractive or llm")
+        model = self.chat_model(required=engine == "llm")
+        retrieved = self.search(question, k=k, doc=doc, year=year, issuer=issuer)
+        texts = {r.doc_id: self.docstore.text(r.doc_id)[0] for r in retrieved}
+        ans = answer_question(question, retrieved, texts, plan=self.retriever.last_plan, engine=engine,
+                              chat_model=model, prompts_dir=self.settings.prompts_dir,
+                              context_tokens=self.settings.llm_context_tokens)
+        return ans, retrieved
+
+    def extract(self, doc: str) -> tuple[Document, list[Fact]]:
+        from ragreports.facts import extract_facts
+
+        d = self.get_document(doc)
+        return d, extract_facts(d.text)
+
+    def summarize(self, doc: str, engine: str = "extractive"):
+        from ragreports.brief import summarize
+
+        if engine not in ("extractive", "llm"):
+            raise ConfigError(f"unknown engine {engine!r}; use extractive or llm")
+        d, facts = self.extract(doc)
+        return summarize(d, facts, engine=engine, chat_model=self.chat_model(required=engine == "llm"),
+                         prompts_dir=self.settings.prompts_dir)
