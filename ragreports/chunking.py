@@ -43,7 +43,8 @@ _HEADING_RULES: tuple[tuple[int, re.Pattern[str]], ...] = (
     (7, re.compile(rf"[（(][ \t]*[{_DIG}]{{1,2}}[ \t]*[)）][、．.]?")),  # （1） (1)
 )
 _MARKDOWN = re.compile(r"(#{1,6})[ \t]+(?=\S)")  # rank = hashes - 10: above every numbered kind
-_TITLE_END = re.compile(r"[。！？!?；;：:]|(?<=.)[一首]是|(?<=.)其一")  # inline heading: title stops here
+_TITLE_END = re.compile(r"[。！？!?；;：:]|一是|其一")  # inline heading: the title stops here (never at its 1st char)
+_HEADING_END_PUNCT = "。！？!?；;：:"  # may follow a title without making a body
 _TITLE_TRIM = " \t\u3000\xa0,，、"
 _SENTENCE_END = re.compile(r"[。！？!?；;]+[”’\"'）)》】」』]*|\n")
 _COMMA = re.compile(r"[，,、：:]+")
@@ -107,9 +108,9 @@ def _raw_headings(text: str) -> list[tuple[int, Heading]]:
         hit = _match_marker(text, start, eol) if start < eol else None
         if hit:
             rank, t0, label = hit
-            while t0 < eol and text[t0] in _LEAD_SPACE:
+            while t0 < eol and (text[t0] in _LEAD_SPACE or text[t0] in _HEADING_END_PUNCT):
                 t0 += 1
-            m = _TITLE_END.search(text, t0, eol)
+            m = _TITLE_END.search(text, min(t0 + 1, eol), eol)
             t1 = m.start() if m else eol
             while t1 > t0 and (text[t1 - 1] in _TITLE_TRIM or text[t1 - 1].isspace()):
                 t1 -= 1
@@ -192,8 +193,8 @@ def _segments(text: str) -> list[tuple[int, int, str]]:
     for i, h in enumerate(headings):
         stop = headings[i + 1].start if i + 1 < len(headings) else len(text)
         start = h.start if carry is None else carry
-        body = text[h.end:stop].strip().strip("。！？!?；;：:")
-        if not body and i + 1 < len(headings) and headings[i + 1].level > h.level:
+        has_body = any(not c.isspace() and c not in _HEADING_END_PUNCT for c in text[h.end:stop])
+        if not has_body and i + 1 < len(headings) and headings[i + 1].level > h.level:
             carry = start
             continue
         carry = None

@@ -97,12 +97,7 @@ def ingest(
             elif event == "embedded":
                 bar.advance(chunks, info["n"])
 
-        def tick(event: str, info: dict) -> None:
-            progress(event, info)
-            if event == "file" and not bar.disable:
-                pass
-
-        report = ws.ingest(paths, progress=tick)
+        report = ws.ingest(paths, progress=progress)
         bar.update(files, completed=len(report.documents) + len(report.errors))
     if as_json:
         _print_json(report.to_dict())
@@ -309,6 +304,44 @@ def compare(
         output.write_text(content, encoding="utf-8")
     else:
         sys.stdout.write(content)
+
+
+@app.command()
+def demo(
+    question: str = typer.Option("2024年昆明市科技局登记技术合同多少项？", "--question", "-q"),
+) -> None:
+    """Ingest the bundled sample reports, then run one search, one answer and one brief."""
+    from ragreports import render
+    from ragreports.config import REPO_ROOT
+
+    samples = REPO_ROOT / "examples" / "reports"
+    if not samples.is_dir():
+        from ragreports.errors import ConfigError
+
+        raise ConfigError(f"sample reports not found at {samples}; run the demo from a source checkout")
+    out = _out()
+    ws = _workspace()
+    out.rule("1. ingest examples/reports")
+    report = ws.ingest([samples])
+    for d in report.documents:
+        out.print(f"{d.status:9} {d.doc_id}  {d.chunks} chunks")
+    for source, error in report.errors:
+        out.print(f"[red]error[/] {source}: {error}")
+    out.print(f"index: {ws.settings.home}")
+    out.rule("2. search: 行政执法人员培训")
+    for r in ws.search("行政执法人员培训", k=3):
+        out.print(f"{r.doc_id} › {r.section or '(preamble)'}\n   {r.text[:120]}…")
+    out.rule(f"3. ask: {question}")
+    ans, _ = ws.ask(question)
+    out.print(f"[bold]{ans.answer}[/]")
+    for c in ans.citations:
+        out.print(f"  — {Path(c.source).name} › {c.section} › 「{c.quote}」 [{c.start}:{c.end}]")
+    first = report.documents[0].doc_id if report.documents else None
+    if first:
+        out.rule(f"4. brief: {first}")
+        sys.stdout.write(render.render_markdown(ws.summarize(first)))
+    if report.errors:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -20,6 +20,12 @@ def default_home() -> Path:
     return Path(user_data_dir("ragreports", appauthor=False))
 
 
+def default_cache_root() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("ragreports", appauthor=False))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAGREPORTS_", extra="ignore", populate_by_name=True)
 
@@ -46,8 +52,10 @@ class Settings(BaseSettings):
 
     k: int = Field(5, ge=1, le=100, description="Passages retrieved per question")
     prompts_dir: Path = Field(REPO_ROOT / "prompts")
+    cache_dir: Path = Field(default_factory=lambda: default_cache_root(),
+                            description="Embedding and tokenizer caches (shared by every index)")
 
-    @field_validator("home", "prompts_dir", mode="after")
+    @field_validator("home", "prompts_dir", "cache_dir", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return Path(os.path.expanduser(str(v))).resolve()
@@ -60,9 +68,6 @@ class Settings(BaseSettings):
     def chroma_path(self) -> Path:
         return self.home / "chroma"
 
-    @property
-    def cache_dir(self) -> Path:
-        return self.home / "cache"
 
 
 def load_settings(read_dotenv: bool = False, **overrides) -> Settings:

@@ -283,31 +283,44 @@ class LexicalIndex:
 
 
 # -- dense (Chroma) ---------------------------------------------------------------------------------------
+def chroma_client(path: Path, url: str | None):
+    """A Chroma client: HttpClient for a server URL (checked with a heartbeat), else PersistentClient on disk."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    cs = ChromaSettings(anonymized_telemetry=False)
+    if not url:
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=cs)
+    u = urlparse(url if "://" in url else f"http://{url}")
+    try:
+        client = chromadb.HttpClient(host=u.hostname or "127.0.0.1", port=u.port or 8000,
+                                     ssl=u.scheme == "https", settings=cs)
+        client.heartbeat()
+    except Exception as exc:
+        raise ProviderError(
+            f"cannot reach the Chroma server at {url} ({type(exc).__name__}); start it with "
+            "`chroma run --path DIR --port PORT` or unset RAGREPORTS_CHROMA_URL to use the on-disk index"
+        ) from None
+    return client
+
+
+def drop_collection(path: Path, url: str | None, collection: str) -> None:
+    """Remove the collection and every vector in it (through the client: Chroma caches open stores in-process)."""
+    if not url and not path.exists():
+        return
+    client = chroma_client(path, url)
+    try:
+        client.delete_collection(collection)
+    except Exception:  # missing collection: nothing to drop
+        log.debug("collection %s not found on %s", collection, url)
+
+
 class VectorIndex:
     """Chroma collection on disk (PersistentClient) or on a server (HttpClient, RAGREPORTS_CHROMA_URL)."""
 
     def __init__(self, *, path: Path, url: str | None, collection: str, embedder_name: str, dim: int):
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
-        cs = ChromaSettings(anonymized_telemetry=False)
-        try:
-            if url:
-                u = urlparse(url if "://" in url else f"http://{url}")
-                self.client = chromadb.HttpClient(
-                    host=u.hostname or "127.0.0.1", port=u.port or 8000, ssl=u.scheme == "https", settings=cs
-                )
-                self.client.heartbeat()
-            else:
-                path.mkdir(parents=True, exist_ok=True)
-                self.client = chromadb.PersistentClient(path=str(path), settings=cs)
-        except Exception as exc:
-            if url:
-                raise ProviderError(
-                    f"cannot reach the Chroma server at {url} ({type(exc).__name__}); start it with "
-                    "`chroma run --path DIR --port PORT` or unset RAGREPORTS_CHROMA_URL to use the on-disk index"
-                ) from None
-            raise
+        self.client = chroma_client(path, url)
         # embedding_function=None: we always pass our own vectors; Chroma's default would download a model.
         self.col = self.client.get_or_create_collection(
             collection, embedding_function=None,

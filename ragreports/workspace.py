@@ -196,19 +196,24 @@ class Workspace:
         return DocStatus(doc_id, raw.source, "updated" if prev else "added", len(chunks))
 
     def reset(self) -> None:
-        """Drop the whole index (docstore, vectors, BM25); the embedding cache is kept."""
+        """Drop the whole index (docstore rows, vectors, BM25) so it can be rebuilt, e.g. with another embedder.
+        The embedding cache is kept (it is keyed by embedder name)."""
         import shutil
 
-        for rec in self.docstore.list("ready") + self.docstore.list("pending"):
-            self.delete(rec.doc_id)
-        for key in ("embedder", "dim"):
-            self.docstore.db.execute("DELETE FROM info WHERE key=?", (key,))
-        self.docstore.db.commit()
+        from ragreports.store import drop_collection
+
+        ds = self.docstore
+        with ds.db:
+            ds.db.execute("UPDATE documents SET status='pending'")  # invisible from here on
+        drop_collection(self.settings.chroma_path, self.settings.chroma_url, self.settings.collection)
+        with ds.db:
+            ds.db.execute("DELETE FROM chunks")
+            ds.db.execute("DELETE FROM documents")
+            ds.db.execute("DELETE FROM info WHERE key IN ('embedder', 'dim')")
+        ds.mark_ready("")  # bumps the generation: any BM25 index on disk is now stale
         shutil.rmtree(self.settings.home / "bm25", ignore_errors=True)
-        if not self.settings.chroma_url:
-            shutil.rmtree(self.settings.chroma_path, ignore_errors=True)
-        self.__dict__.pop("vectors", None)
-        self.__dict__.pop("retriever", None)
+        for name in ("vectors", "retriever", "lexical"):
+            self.__dict__.pop(name, None)
 
     def delete(self, doc: str) -> str:
         rec = self.docstore.get(doc) or self.docstore.resolve(doc)

@@ -1,0 +1,644 @@
+"""The standard brief: one report -> the fixed template of spec/summary-template.md, every item with evidence.
+
+Two engines share the template (:class:`Brief`, a pydantic model whose JSON form is the ``summarize`` shape of
+spec/cli-json.md):
+
+* ``extractive`` (default, offline, deterministic): the report's outline (``ragreports.chunking``) and the cue
+  words of ``data/brief_cues.yaml`` map each part of the report to a template field; inside a part, every
+  sub-heading or ``一是/二是`` enumeration is a *unit*, and each unit gives one item made of its title and its
+  key sentences (numbers, concrete actions, named documents outweigh general phrases).
+* ``llm``: the report's sections go to a chat model with ``prompts/brief.yaml``; every quote the model gives is
+  located in the report (:class:`~ragreports.grounding.QuoteLocator`); an item with a quote that is not found is
+  dropped and counted. A reply that stays invalid after the bounded re-asks degrades to the extractive brief,
+  with a warning.
+
+Every evidence satisfies ``doc.text[start:end] == quote``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ragreports.grounding import QuoteLocator
+from ragreports.types import Document, Fact
+
+log = logging.getLogger("ragreports.brief")
+
+FIELDS = ("measures", "leadership", "shortcomings", "next_year", "other")
+CUES_PATH = Path(__file__).parent / "data" / "brief_cues.yaml"
+PROMPT_NAME = "brief"
+
+# ------------------------------------------------------------------------------------------------- template
+
+
+class EvidenceModel(BaseModel):
+    quote: str
+    start: int
+    end: int
+
+
+class BriefItem(BaseModel):
+    topic: str | None = None
+    text: str
+    evidence: list[EvidenceModel] = Field(default_factory=list)
+
+
+class MetaModel(BaseModel):
+    issuer: str | None = None
+    region: str | None = None
+    year: int | None = None
+    published: str | None = None
+    title: str | None = None
+
+
+class FactModel(BaseModel):
+    label: str
+    value: float
+    unit: str
+    approx: bool
+    quote: str
+    start: int
+    end: int
+
+
+class GeneratedBy(BaseModel):
+    model: str
+    prompt: str
+    engine: str = "extractive"
+
+
+class Brief(BaseModel):
+    """The standard brief of one report. ``model_dump(mode="json")`` is the ``summarize --json`` object."""
+
+    doc_id: str
+    source: str
+    meta: MetaModel
+    measures: list[BriefItem] = Field(default_factory=list)
+    leadership: list[BriefItem] = Field(default_factory=list)
+    shortcomings: list[BriefItem] = Field(default_factory=list)
+    next_year: list[BriefItem] = Field(default_factory=list)
+    other: list[BriefItem] = Field(default_factory=list)
+    key_figures: list[FactModel] = Field(default_factory=list)
+    generated_by: GeneratedBy
+    dropped_items: int = 0
+    warnings: list[str] = Field(default_factory=list)
+
+    def items(self):
+        """(field, item) pairs in template order."""
+        for name in FIELDS:
+            for item in getattr(self, name):
+                yield name, item
+
+
+# ------------------------------------------------------------------------------------------------- cue data
+
+
+class _Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    measures: list[tuple[int, int]]
+    leadership_unit: int
+    leadership_items: int
+    shortcomings: int
+    next_year: int
+    other: int
+    title_chars: int
+    text_chars: int
+
+
+class _Substance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actions: list[str]
+    generic: list[str]
+    number: str
+
+
+class Cues(BaseModel):
+    """Contents of ``data/brief_cues.yaml`` (human-edited: unknown keys are rejected)."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int
+    section_headings: dict[str, list[str]]
+    plan_openers: list[str]
+    paragraph_openers: dict[str, list[str]]
+    shortcoming_statement: list[str]
+    leadership_headings: dict[str, list[str]]
+    leadership_sentences: dict[str, list[str]]
+    filler: list[str]
+    substance: _Substance
+    limits: _Limits
+    topics: dict[str, list[str]]
+
+    @field_validator("section_headings")
+    @classmethod
+    def _known_fields(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = set(v) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"section_headings: unknown fields {sorted(unknown)}; use {list(FIELDS)}")
+        return v
+
+    def rx(self, patterns: Sequence[str]) -> re.Pattern[str]:
+        return _compile(tuple(patterns))
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!x)x")
+
+
+@functools.lru_cache(maxsize=4)
+def load_cues(path: Path = CUES_PATH) -> Cues:
+    """The cue words of the brief (cached)."""
+    from ragreports.errors import ConfigError
+
+    try:
+        return Cues.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        raise ConfigError(f"brief cue file {path} is invalid: {exc}; fix it or restore it from git") from exc
+
+
+# ------------------------------------------------------------------------------------------------- structure
+
+_SENT_END = re.compile(r"[。！？]+[”’\"')）》」』]*")
+_CLAUSE_END = re.compile(r"[。！？；;]+[”’\"')）》」』]*")
+_STRIP = " \t\n\u3000\xa0\r\ufeff,，、。；;：:"
+_PARA_END = "。！？；;：:”’\"」』)）"
+_ENUM_NUM = "一二三四五六七八九十"
+_ENUM_BOUNDARY = "。；;：:，,\n"
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A sub-heading or enumeration item of the report: its title and its sentences (spans in the text)."""
+
+    field: str  # measures | leadership | shortcomings | next_year | other | mixed | intro
+    path: tuple[str, ...]  # heading titles from the top down
+    title: tuple[int, int] | None
+    sentences: tuple[tuple[int, int], ...]
+
+
+def _trim(text: str, s: int, e: int) -> tuple[int, int]:
+    while s < e and text[s] in _STRIP:
+        s += 1
+    while e > s and text[e - 1] in _STRIP:
+        e -= 1
+    return s, e
+
+
+def split_sentences(text: str, s: int, e: int, long: int = 150, ends: re.Pattern[str] | None = None
+                    ) -> list[tuple[int, int]]:
+    """Sentences of ``text[s:e]`` cut after 。！？ (a sentence longer than ``long`` characters is cut at ；
+    too), trimmed of punctuation at both ends; fragments with fewer than 4 CJK characters are left out."""
+    out, pos = [], s
+    for m in [*(ends or _SENT_END).finditer(text, s, e), None]:
+        stop = m.end() if m else e
+        a, b = _trim(text, pos, stop)
+        if b - a > long:  # an overlong sentence: its clauses stand alone
+            out.extend(split_sentences(text, a, b, long=10**9, ends=_CLAUSE_END))
+        elif b > a and len(_CJK.findall(text[a:b])) >= 4:
+            out.append((a, b))
+        pos = stop
+    return out
+
+
+def paragraphs(text: str, s: int, e: int, min_chars: int = 25) -> list[tuple[int, int]]:
+    """Paragraphs of ``text[s:e]``. A line ends its paragraph when it ends with closing punctuation or is short;
+    a long line without it is taken as hard-wrapped and joined to the next. A paragraph shorter than
+    ``min_chars`` without closing punctuation (signature, page chrome) is left out."""
+    out: list[tuple[int, int]] = []
+    start = s
+    for m in [*re.finditer(r"\n", text[s:e]), None]:
+        stop = s + m.start() if m else e
+        a, b = _trim(text, start, stop)
+        if b <= a:
+            start = stop + 1
+            continue
+        ends = text[a:stop].rstrip()[-1] in _PARA_END
+        if m is not None and not ends and b - a >= 2 * min_chars:
+            continue  # hard-wrapped line: the paragraph goes on
+        if ends or len(_CJK.findall(text[a:b])) >= min_chars:
+            out.append((a, stop))
+        start = stop + 1
+    return out
+
+
+_ENUM_MARK = re.compile(f"[{_ENUM_NUM}]是")
+
+
+def _enumeration(text: str, s: int, e: int) -> list[int]:
+    """Offsets of the outermost ``一是 … 二是 … 三是`` sequence in text[s:e]: two markers or more, or one that
+    opens the paragraph (``二是…`` on a line of its own). A ``一是`` inside an open sequence starts a nested one,
+    which closes at the first marker that continues an outer sequence."""
+    levels: list[int] = []  # per open sequence, the index of the numeral expected next
+    top: list[int] = []
+    for m in _ENUM_MARK.finditer(text, s, e):
+        i, k = m.start(), _ENUM_NUM.index(text[m.start()])
+        before = text[i - 1] if i > s else "\n"
+        if before in _ENUM_NUM + "第唯" or (k == 0 and before not in _ENUM_BOUNDARY):
+            continue
+        if not levels:
+            if k == 0 or i == s:
+                levels, top = [k + 1], [i]
+            continue
+        j = len(levels) - 1
+        while j > 0 and levels[j] != k:
+            j -= 1
+        if levels[j] == k:
+            del levels[j + 1:]
+            levels[j] += 1
+            if j == 0:
+                top.append(i)
+        elif k == 0:
+            levels.append(1)
+    return top if len(top) >= 2 or (top and top[0] == s) else []
+
+
+def _inline_title(text: str, s: int, e: int, max_chars: int) -> tuple[int, int] | None:
+    """An inline title at ``s``: a short phrase closed by 。/：/line end, without commas."""
+    m = re.compile(r"[。：:\n；;]").search(text, s, e)
+    stop = m.start() if m else e
+    if m and m.group() in "；;":
+        return None
+    a, b = _trim(text, s, stop)
+    if b <= a or b - a > max_chars or re.search(r"[,，]", text[a:b]):
+        return None
+    return a, b
+
+
+def _units_of(text: str, s: int, e: int, title: tuple[int, int] | None, cues: Cues) -> list[
+        tuple[tuple[int, int] | None, list[tuple[int, int]]]]:
+    """(title, sentences) of each enumeration item in text[s:e], recursively; the preamble keeps ``title``."""
+    marks = _enumeration(text, s, e)
+    if not marks:
+        return [(title, split_sentences(text, s, e))]
+    out = []
+    pre = split_sentences(text, s, marks[0])
+    if pre or title:
+        out.append((title, pre))
+    for i, m in enumerate(marks):
+        stop = marks[i + 1] if i + 1 < len(marks) else e
+        body = m + 2
+        t = _inline_title(text, body, stop, cues.limits.title_chars)
+        if t:
+            body = t[1]
+        out.extend(_units_of(text, body, stop, t, cues))
+    return out
+
+
+def _classify(path: Sequence[str], cues: Cues) -> str:
+    """Template field of a part from its headings, searched top-down."""
+    order = ("other", "leadership", "shortcomings", "next_year")
+    for title in path:
+        hits = [f for f in order if cues.rx(cues.section_headings.get(f, [])).search(title)]
+        if "shortcomings" in hits and "next_year" in hits:
+            return "mixed"
+        if hits:
+            return hits[0]
+        if cues.rx(cues.section_headings.get("measures", [])).search(title):
+            return "measures"
+    return "measures" if path else "intro"
+
+
+def report_units(text: str, cues: Cues | None = None) -> list[Unit]:
+    """The units of a report in document order, each with the template field its part belongs to."""
+    from ragreports.chunking import parse_outline
+
+    cues = cues or load_cues()
+    headings = parse_outline(text)
+    leaves: list[tuple[tuple[str, ...], tuple[int, int] | None, int, int]] = []
+    first = headings[0].start if headings else len(text)
+    leaves.append(((), None, 0, first))
+    stack: list[tuple[int, str]] = []
+    for i, h in enumerate(headings):
+        while stack and stack[-1][0] >= h.level:
+            stack.pop()
+        stack.append((h.level, h.title))
+        stop = headings[i + 1].start if i + 1 < len(headings) else len(text)
+        t0 = h.end - len(h.title)
+        title = (t0, h.end) if h.title and text[t0:h.end] == h.title else None
+        leaves.append((tuple(t for _, t in stack), title, h.end, stop))
+    no_headings = not headings
+    units: list[Unit] = []
+    for i, (path, title, s, e) in enumerate(leaves):
+        kind = "measures" if no_headings else _classify(path, cues)
+        paras = paragraphs(text, s, e)
+        has_children = i + 1 < len(leaves) and len(leaves[i + 1][0]) > len(path)
+        if not paras and title and not has_children:  # a bare heading with nothing under it is an item itself
+            units.append(Unit(kind, path, title, ()))
+        for j, (ps, pe) in enumerate(paras):
+            kind = _paragraph_kind(text[ps:pe].lstrip(), kind, cues)
+            for t, sents in _units_of(text, ps, pe, title if j == 0 else None, cues):
+                if sents or (t and t != title):
+                    units.append(Unit(kind, path, t, tuple(sents)))
+    return units
+
+
+def _paragraph_kind(paragraph: str, kind: str, cues: Cues) -> str:
+    """A measures part turns into plans (or shortcomings) at a paragraph that opens like them; it stays so."""
+    if kind not in ("measures", "shortcomings"):
+        return kind
+    if cues.rx(cues.paragraph_openers.get("next_year", [])).search(paragraph):
+        return "next_year"
+    if kind == "measures" and cues.rx(cues.paragraph_openers.get("shortcomings", [])).search(paragraph):
+        return "shortcomings"
+    return kind
+
+
+# ------------------------------------------------------------------------------------------------- scoring
+
+
+def substance(sentence: str, cues: Cues) -> float:
+    """How concrete a sentence is: numbers, actions, named documents up; general phrases down."""
+    sub = cues.substance
+    score = 2.0 * min(len(re.findall(sub.number, sentence)), 3)
+    score += min(len(cues.rx(sub.actions).findall(sentence)), 3)
+    score += 0.5 * min(sentence.count("《") + sentence.count("“"), 2)
+    score -= 0.5 * min(len(cues.rx(sub.generic).findall(sentence)), 2)
+    return score
+
+
+def _pick(text: str, sents: Sequence[tuple[int, int]], k: int, cues: Cues) -> list[tuple[int, int]]:
+    """The first sentence (it usually states the measure) and the ``k - 1`` most substantial others, in order."""
+    if len(sents) <= k:
+        return list(sents)
+    rest = sorted(range(1, len(sents)), key=lambda i: (-substance(text[slice(*sents[i])], cues), i))
+    return [sents[i] for i in sorted([0, *rest[: k - 1]])]
+
+
+def _budget(n: int, table: Sequence[tuple[int, int]]) -> int:
+    return next((k for top, k in table if n <= top), table[-1][1])
+
+
+def choose_topic(title: str, path: Sequence[str], body: str, cues: Cues) -> str:
+    """Topic of a measure by keyword hits: own title x3, headings x2, quoted sentences x1; ties go first-listed."""
+    best, best_score = "其他", 0.0
+    for topic, words in cues.topics.items():
+        rx = cues.rx(words)
+        score = 3 * len(rx.findall(title)) + 2 * sum(len(rx.findall(p)) for p in path) + len(rx.findall(body))
+        if score > best_score:
+            best, best_score = topic, score
+    return best
+
+
+def _cut(s: str, limit: int) -> str:
+    """``s`` cut at a clause boundary to about ``limit`` characters."""
+    s = re.sub(rf"^[{_ENUM_NUM}]是", "", s).strip(_STRIP)
+    if len(s) <= limit:
+        return s
+    cut = max((m.start() for m in re.finditer(r"[，,；;：:]", s) if 8 <= m.start() <= limit), default=limit)
+    return s[:cut].rstrip(_STRIP) + "…"
+
+
+# ------------------------------------------------------------------------------------------------- extractive
+
+
+class _Builder:
+    def __init__(self, text: str, cues: Cues):
+        self.text, self.cues = text, cues
+        self.locator = QuoteLocator(text)
+        self.out: dict[str, list[BriefItem]] = {f: [] for f in FIELDS}
+
+    def s(self, span: tuple[int, int]) -> str:
+        return self.text[span[0]:span[1]]
+
+    def item(self, field: str, title, sents, topic: str | None = None) -> BriefItem | None:
+        spans = ([title] if title else []) + list(sents)
+        if not spans:
+            return None
+        evidence = []
+        for a, b in spans:
+            ev = self.locator.locate(self.text[a:b], fuzzy=False, hint=a)
+            if ev is not None and self.text[ev.start:ev.end] == ev.quote:
+                evidence.append(EvidenceModel(quote=ev.quote, start=ev.start, end=ev.end))
+        if not evidence:
+            return None
+        limit = self.cues.limits.text_chars
+        parts = ([_cut(self.s(title), limit)] if title else []) + ([_cut(self.s(sents[0]), limit)] if sents else [])
+        it = BriefItem(topic=topic, text="：".join(parts), evidence=evidence)
+        self.out[field].append(it)
+        return it
+
+
+def extractive_items(text: str, cues: Cues | None = None) -> dict[str, list[BriefItem]]:
+    """Items of every template field chosen by rules (offline, deterministic)."""
+    cues = cues or load_cues()
+    lim = cues.limits
+    b = _Builder(text, cues)
+    is_filler = cues.rx(cues.filler).search
+    is_short = cues.rx(cues.shortcoming_statement).search
+    lead_strong = cues.rx(cues.leadership_headings.get("strong", [])).search
+    lead_weak = cues.rx(cues.leadership_headings.get("weak", [])).search
+    strong_rx = cues.rx(cues.leadership_sentences.get("strong", []))
+    weak_rx = cues.rx(cues.leadership_sentences.get("weak", []))
+
+    def lead_score(sentence: str) -> int:
+        """2 per distinct strong cue, 1 per distinct weak cue; a sentence counts from 2 on."""
+        return 2 * len(set(strong_rx.findall(sentence))) + len(set(weak_rx.findall(sentence)))
+
+    units = report_units(text, cues)
+    lead_units: list[tuple[tuple[int, int] | None, list[tuple[int, int]]]] = []
+    lead_sents: list[tuple[float, int, tuple[int, int]]] = []
+    for u in units:
+        title = b.s(u.title) if u.title else ""
+        sents = list(u.sentences)
+        kind = u.field
+        if kind == "mixed":
+            first = title or (b.s(sents[0]) if sents else "")
+            kind = "next_year" if cues.rx(cues.plan_openers).search(first) else "shortcomings"
+        if kind in ("measures", "intro", "other", "leadership"):
+            cue_sents = [sp for sp in sents if lead_score(b.s(sp)) >= 2]
+            if kind == "leadership" or (kind != "intro" and title and lead_strong(title)):
+                lead_units.append((u.title, sents[: lim.leadership_unit]))
+            elif kind != "intro" and title and lead_weak(title):
+                lead_units.append((u.title, sorted({*sents[:1], *cue_sents})[: lim.leadership_unit]))
+            else:
+                lead_sents.extend((-lead_score(b.s(sp)), sp[0], sp) for sp in cue_sents)
+        if kind == "measures":
+            picked = _pick(text, sents, _budget(len(sents), lim.measures), cues)
+            body = " ".join(b.s(x) for x in picked)
+            b.item("measures", u.title, picked, choose_topic(title, u.path, body, cues))
+        elif kind in ("next_year", "other"):
+            plans = []
+            for x in sents:  # a plan section often opens by admitting shortcomings: those go to shortcomings
+                m = is_short(b.s(x)) if kind == "next_year" else None
+                if m:  # up to the end of the clause that admits them
+                    stop = re.compile(r"[，,：:；;]").search(b.s(x), m.end())
+                    b.item("shortcomings", None, [(x[0], x[0] + stop.start()) if stop else x])
+                elif not is_filler(b.s(x)):
+                    plans.append(x)
+            if u.title and kind == "next_year" and is_short(title):
+                b.item("shortcomings", u.title, [])
+            elif plans or (u.title and not sents):  # a title whose sentences all went elsewhere is no plan
+                b.item(kind, u.title, plans[: getattr(lim, kind)])
+        elif kind == "shortcomings":
+            keep = [x for x in sents if not is_filler(b.s(x))]
+            if keep or (u.title and not sents):
+                b.item("shortcomings", u.title, keep[: lim.shortcomings])
+    _leadership(b, lead_units, lead_sents)
+    return b.out
+
+
+def _leadership(b: _Builder, units: list[tuple[tuple[int, int] | None, list[tuple[int, int]]]],
+                sents: list[tuple[float, int, tuple[int, int]]]) -> None:
+    """Leadership items: leadership units first, then the sentences with the most cues; output in text order."""
+    covered = {sp for _, ss in units for sp in ss}
+    chosen = [((title or ss[0])[0], title, ss) for title, ss in units if title or ss]
+    room = max(0, b.cues.limits.leadership_items - len(chosen))
+    extra = [sp for _, _, sp in sorted(sents) if sp not in covered][:room]
+    chosen += [(sp[0], None, [sp]) for sp in extra]
+    for _, title, ss in sorted(chosen, key=lambda c: c[0]):
+        b.item("leadership", title, ss)
+
+
+def _meta(doc: Document) -> MetaModel:
+    m = doc.meta
+    return MetaModel(issuer=m.issuer, region=m.region, year=m.year, published=m.published, title=m.title)
+
+
+def _facts(facts: Sequence[Fact]) -> list[FactModel]:
+    return [FactModel(label=f.label, value=f.value, unit=f.unit, approx=f.approx, quote=f.quote, start=f.start,
+                      end=f.end) for f in facts]
+
+
+def summarize(doc: Document, facts: Sequence[Fact] = (), *, engine: str = "extractive", chat_model=None,
+              prompts_dir: Path | None = None, reasks: int = 2, context_chars: int = 3500) -> Brief:
+    """The standard brief of ``doc``; ``facts`` (from ragreports.facts.extract_facts) become ``key_figures``.
+
+    ``engine="llm"`` needs ``chat_model`` (a ragreports.llm.ChatModel) and ``prompts_dir`` holding brief.yaml.
+    """
+    from ragreports.errors import ConfigError, StructuredOutputError
+
+    if engine not in ("extractive", "llm"):
+        raise ConfigError(f"unknown brief engine {engine!r}; use extractive or llm")
+    cues = load_cues()
+    base = dict(doc_id=doc.doc_id, source=doc.source, meta=_meta(doc), key_figures=_facts(facts))
+    if engine == "llm":
+        if chat_model is None:
+            raise ConfigError("the llm brief engine needs a chat model: set RAGREPORTS_LLM (e.g. openai:gpt-4o-mini)")
+        try:
+            items, dropped, ref = llm_items(doc.text, chat_model, prompts_dir=prompts_dir, reasks=reasks,
+                                            context_chars=context_chars, cues=cues)
+            return Brief(**base, **items, dropped_items=dropped,
+                         generated_by=GeneratedBy(model=chat_model.name, prompt=ref, engine="llm"))
+        except StructuredOutputError as exc:
+            msg = f"the model's brief could not be parsed ({exc}); fell back to the extractive brief"
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            log.warning(msg)
+            fallback = [msg]
+    else:
+        fallback = []
+    return Brief(**base, **extractive_items(doc.text, cues), warnings=fallback,
+                 generated_by=GeneratedBy(model="extractive", prompt=f"brief_cues@{cues.version}", engine="extractive"))
+
+
+# ------------------------------------------------------------------------------------------------- llm
+
+
+class LLMItem(BaseModel):
+    """One item as the model writes it: quotes are copied verbatim from the report."""
+
+    topic: str | None = None
+    text: str = Field(min_length=1)
+    quotes: list[str] = Field(min_length=1)
+
+
+class LLMBrief(BaseModel):
+    """The JSON object the brief prompt asks for."""
+
+    measures: list[LLMItem] = Field(default_factory=list)
+    leadership: list[LLMItem] = Field(default_factory=list)
+    shortcomings: list[LLMItem] = Field(default_factory=list)
+    next_year: list[LLMItem] = Field(default_factory=list)
+    other: list[LLMItem] = Field(default_factory=list)
+
+
+def _structured(model, messages: list[dict[str, str]], reasks: int) -> LLMBrief:
+    """An :class:`LLMBrief` from the model via ragreports.llm.complete_structured (parse, validate, re-ask a
+    bounded number of times, then StructuredOutputError); the same loop here if the provider module lacks it."""
+    try:
+        from ragreports.llm import complete_structured
+    except ImportError:
+        complete_structured = None
+    if complete_structured is not None:
+        return complete_structured(model, messages, LLMBrief, reasks=reasks)
+    from ragreports.errors import StructuredOutputError
+
+    last = ""
+    for _ in range(reasks + 1):
+        last = model.complete(messages, json_mode=True)
+        try:
+            m = re.search(r"\{.*\}", last, re.S)
+            if not m:
+                raise ValueError("no JSON object in the reply")
+            return LLMBrief.model_validate(json.loads(m.group(0)))
+        except (ValueError, TypeError) as exc:
+            messages = [*messages, {"role": "assistant", "content": last},
+                        {"role": "user", "content": f"Invalid reply ({str(exc)[:300]}). Return only the JSON object."}]
+    raise StructuredOutputError("brief reply is not a valid JSON object", reasks + 1, last)
+
+
+def report_parts(text: str, max_chars: int) -> list[tuple[int, int]]:
+    """Spans of the report to send one at a time: top-level sections, packed or cut at lines to ``max_chars``."""
+    from ragreports.chunking import parse_outline
+
+    top = min((h.level for h in parse_outline(text)), default=1)
+    cuts = sorted({0, *(h.start for h in parse_outline(text) if h.level == top), len(text)})
+    pieces: list[tuple[int, int]] = []
+    for s, e in zip(cuts, cuts[1:]):
+        while e - s > max_chars:  # cut an overlong section at the last line end (or sentence end) in budget
+            window = text[s:s + max_chars]
+            cut = max(window.rfind("\n"), window.rfind("。"))
+            cut = s + (cut + 1 if cut > max_chars // 4 else max_chars)
+            pieces.append((s, cut))
+            s = cut
+        pieces.append((s, e))
+    parts: list[tuple[int, int]] = []
+    for s, e in pieces:
+        if parts and e - parts[-1][0] <= max_chars:
+            parts[-1] = (parts[-1][0], e)
+        elif text[s:e].strip():
+            parts.append((s, e))
+    return parts
+
+
+def llm_items(text: str, chat_model, *, prompts_dir: Path | None, reasks: int = 2, context_chars: int = 3500,
+              cues: Cues | None = None) -> tuple[dict[str, list[BriefItem]], int, str]:
+    """(items per field, dropped item count, prompt ref) from a chat model; quotes are located, never trusted."""
+    from ragreports.config import REPO_ROOT
+    from ragreports.prompts import load_prompt
+
+    cues = cues or load_cues()
+    prompt = load_prompt(PROMPT_NAME, Path(prompts_dir) if prompts_dir else REPO_ROOT / "prompts")
+    locator = QuoteLocator(text)
+    out: dict[str, list[BriefItem]] = {f: [] for f in FIELDS}
+    dropped = 0
+    for s, e in report_parts(text, context_chars):
+        messages = prompt.messages(topics="、".join(cues.topics), report=text[s:e])
+        reply = _structured(chat_model, messages, reasks)
+        for field in FIELDS:
+            for it in getattr(reply, field):
+                evs = [locator.locate(q, hint=s) for q in it.quotes]
+                if not evs or any(ev is None for ev in evs):
+                    dropped += 1
+                    log.info("dropped a %s item whose quote is not in the report: %r", field, it.quotes)
+                    continue
+                topic = it.topic if it.topic in cues.topics else None
+                if field == "measures" and topic is None:
+                    topic = choose_topic("", (), it.text + " ".join(ev.quote for ev in evs), cues)
+                out[field].append(BriefItem(topic=topic if field == "measures" else None, text=it.text.strip(),
+                                            evidence=[EvidenceModel(**ev.to_dict()) for ev in evs]))
+    return out, dropped, prompt.ref
+
+
+__all__ = ["Brief", "BriefItem", "EvidenceModel", "FactModel", "GeneratedBy", "MetaModel", "LLMBrief", "LLMItem",
+           "summarize", "extractive_items", "llm_items", "report_units", "load_cues", "choose_topic", "substance"]

@@ -1,0 +1,156 @@
+"""Question understanding: years, issuer/region routing, keywords, answer type and measure (table-driven)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ragreports.query import asked_measure, find_years, question_type, split_units, understand
+from ragreports.types import Meta
+
+DOCS = [
+    ("km24", Meta("昆明市科学技术局", "昆明市", 2024, "2025-03-06")),
+    ("km23", Meta("昆明市科学技术局", "昆明市", 2023, "2024-02-01")),
+    ("kmsf24", Meta("昆明市司法局", "昆明市", 2024, None)),
+    ("jh20", Meta("江门市江海区科学技术局", "江门市江海区", 2020, "2021-02-26")),
+    ("cz24", Meta("常州市科学技术局", "常州市", 2024, None)),
+    ("hb21", Meta("中共鹤壁市科学技术局党组", None, 2021, None)),
+]
+
+
+@pytest.mark.parametrize("text, years", [
+    ("2024年昆明市登记技术合同多少项？", (2024,)),
+    ("制定市科技局2023年度法治政府建设工作计划", (2023,)),
+    ("二〇二四年工作打算", (2024,)),
+    ("2019年计划与2018年相比", (2019, 2018)),
+    ("去年登记技术合同多少项？", ()),  # relative years have no anchor
+    ("受理“12345”便民服务热线多少件？", ()),
+    ("2025年1月1日起施行", (2025,)),
+])
+def test_find_years(text, years):
+    assert find_years(text) == years
+
+
+@pytest.mark.parametrize("question, qtype", [
+    ("2024年常州市科技局共组织了几次集中学习？", "number"),
+    ("2024年昆明市技术合同成交额是多少？", "number"),
+    ("“浙里办”APP推广完成率是多少？", "number"),
+    ("研发投入占比多大？", "number"),
+    ("《常州市科技创新促进条例》自何时起施行？", "date"),
+    ("条例什么时候正式施行？", "date"),
+    ("法治工作领导小组由谁担任组长？", "who"),
+    ("江海区科技局的主要负责人是谁？", "who"),
+    ("行政执法工作由哪个部门负责？", "who"),
+    ("与哪家律师事务所签订了法律顾问合同？", "what"),
+    ("如何落实法律顾问制度？", "what"),
+    ("是否作出过行政处罚决定？", "what"),
+    ("如何提高行政效率？", "what"),  # 效率 is not a rate question
+    ("《几何原本》讲了什么？", "what"),  # cue words inside a quoted title do not count
+])
+def test_question_type(question, qtype):
+    assert question_type(question) == qtype
+
+
+@pytest.mark.parametrize("question, measure", [
+    ("登记技术合同多少项？", "项"),
+    ("共组织了几次集中学习？", "次"),
+    ("人均公共法律知识培训多少学时？", "学时"),
+    ("直播累计吸引多少人次在线观看？", "人次"),
+    ("宣讲法律法规多少场次？", "场次"),
+    ("有几名公职律师？", "名"),
+    ("组织多少个企业项目申报？", "个"),
+    ("技术合同成交额是多少？", "元"),
+    ("设立了多少科技信贷风险准备金？", "元"),
+    ("投入了多少万元？", "元"),  # scale word dropped
+    ("全社会研发投入强度是多少？", "%"),
+    ("推广完成率是多少？", "%"),
+    ("推广数是多少？", None),
+])
+def test_asked_measure(question, measure):
+    assert asked_measure(question) == measure
+
+
+@pytest.mark.parametrize("region, units", [
+    ("江门市江海区", ["江门市", "江海区"]),
+    ("昆明市", ["昆明市"]),
+    ("上海市浦东新区", ["上海市", "浦东新区"]),
+    ("阿拉善盟", ["阿拉善盟"]),
+])
+def test_split_units(region, units):
+    assert split_units(region) == units
+
+
+ROUTING = [
+    # question, doc_ids, boost, out_of_scope
+    ("2024年昆明市科技局登记技术合同多少项？", ("km24",), (), False),
+    ("2024年昆明市科学技术局登记技术合同多少项？", ("km24",), (), False),
+    ("2024年昆明科技局登记技术合同多少项？", ("km24",), (), False),  # region short form
+    ("昆明市科技局依法治理工作领导小组由谁担任组长？", ("km24", "km23"), (), False),
+    ("2025年昆明市科技局在科学立法方面有什么打算？", ("km24",), (), False),  # plans for N+1 are in report N
+    ("昆明市科技局报告中2022年全社会研发投入强度是多少？", ("km23",), (), False),  # within a year
+    ("2024年昆明市司法局开展了几次普法活动？", ("kmsf24",), (), False),  # organ decides between bureaus
+    ("2024年昆明市开展了几次普法活动？", ("km24", "kmsf24"), (), False),  # region only: every bureau
+    ("江门市科技局委托和下放到江海区科技线的管理职权共有多少项？", ("jh20",), (), False),
+    ("2020年江海区科技局的主要负责人是谁？", ("jh20",), (), False),
+    ("2020年江门市有多少家企业完成统计上报？", (), ("jh20",), False),  # higher-level area only: boost
+    ("2021年鹤壁市科技局组织了几次学法？", ("hb21",), (), False),  # issuer only, 中共…党组 stripped
+    ("2024年登記技術合同多少項？", (), ("km24", "kmsf24", "cz24"), False),  # year only: boost, Traditional
+    ("2024年北京市科技局办理了多少件行政复议案件？", (), (), True),  # unknown place
+    ("2019年常州市科技局组织了几次集中学习？", (), (), True),  # known issuer, year not covered
+    ("2015年登记技术合同多少项？", (), (), True),  # no report covers the year
+    ("昆明市统计局发布了多少条信息？", (), (), True),  # known region, unknown organ
+    ("某市的GDP是多少？", (), (), False),  # names nothing: answering decides
+    ("《江门高新区企业创新能力评估研究》由哪家机构开展？", (), ("jh20",), False),  # a known place in a title routes
+    ("《杭州市科技创新条例》共有多少条？", (), (), False),  # an unknown place inside a title is no mention
+]
+
+
+@pytest.mark.parametrize("question, doc_ids, boost, out_of_scope", ROUTING)
+def test_routing(question, doc_ids, boost, out_of_scope):
+    plan = understand(question, DOCS)
+    assert set(plan.doc_ids) == set(doc_ids)
+    assert set(plan.boost_doc_ids) == set(boost)
+    assert plan.out_of_scope is out_of_scope
+
+
+@pytest.mark.parametrize("question, present, absent", [
+    ("2024年常州市科技局共组织了几次集中学习？", ["集中学习"], ["常州", "2024", "几次", "科技局"]),
+    ("2024年常州市科技局“科技先锋书记普法服务直通车”直播累计吸引多少人次在线观看？",
+     ["科技先锋书记普法服务直通车", "直播", "观看"], ["多少", "常州市"]),
+    ("2024年昆明市技术合同成交额是多少？", ["技术", "合同", "成交额"], ["是多少", "昆明市", "多少"]),
+    ("常州市科技局法治工作领导小组由谁担任组长？", ["领导小组", "组长"], ["由谁", "谁", "科技局"]),
+    ("2020年舟山市科技局是否作出过行政处罚决定？", ["行政处罚", "决定"], ["是否", "舟山市"]),
+])
+def test_keywords(question, present, absent):
+    docs = DOCS + [("zs20", Meta("舟山市科学技术局", "舟山市", 2020, None))]
+    kw = understand(question, docs).keywords
+    for w in present:
+        assert w in kw
+    for w in absent:
+        assert all(w not in k for k in kw), (w, kw)
+
+
+def test_plan_fields_for_a_number_question():
+    plan = understand("2024年昆明市科技局行政执法人员人均公共法律知识培训多少学时？", DOCS)
+    assert plan.years == (2024,)
+    assert plan.qtype == "number" and plan.measure == "学时"
+    assert "昆明市科技局" in plan.places
+    assert plan.text.startswith("2024年昆明市科技局")
+
+
+def test_no_known_documents():
+    plan = understand("2024年昆明市科技局登记技术合同多少项？", [])
+    assert plan.doc_ids == () and plan.boost_doc_ids == ()
+    assert plan.qtype == "number" and plan.measure == "项"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("2024年昆明市科技局江海区多少几次谁何时《》“”的项件元%？ ")), max_size=40))
+def test_understand_is_total_and_routes_to_known_docs(question):
+    plan = understand(question, DOCS)
+    known = {d for d, _ in DOCS}
+    assert set(plan.doc_ids) <= known and set(plan.boost_doc_ids) <= known
+    assert not set(plan.doc_ids) & set(plan.boost_doc_ids)
+    assert plan.qtype in {"number", "date", "who", "what"}
+    assert understand(question, DOCS) == plan  # deterministic
