@@ -4,7 +4,7 @@
 
 Each report is cleaned and chunked for real (ragreports.cleaning.clean, ragreports.chunking.chunk_document); a
 simple stand-in retriever (BM25 over jieba tokens, routed by ragreports.query.understand like the real one)
-feeds ``answer_question``. Scored per spec/gold-format.md: the answer states the gold answer within its first 80
+feeds ``answer_question``. Scored with ragreports.scoring (spec/gold-format.md): the answer states the gold answer within its first 80
 characters (numbers by value and unit after scale) and a citation contains the gold quote. Absent-fact questions
 (ABSENT below, general to the genre) must be refused. Prints accuracy, refusals and the failures.
 """
@@ -24,10 +24,9 @@ sys.path.insert(0, str(REPO))
 from ragreports.answer import answer_question  # noqa: E402
 from ragreports.chunking import chunk_document  # noqa: E402
 from ragreports.cleaning import clean  # noqa: E402
-from ragreports.numbers import iter_quantities, parse_quantity  # noqa: E402
 from ragreports.query import understand  # noqa: E402
+from ragreports.scoring import contains_quote, states_answer  # noqa: E402
 from ragreports.store import lexical_terms  # noqa: E402
-from ragreports.textnorm import match_key  # noqa: E402
 from ragreports.types import Meta, SearchResult  # noqa: E402
 
 #: Questions whose answer no sample report states (checked by hand against the texts): must be refused.
@@ -93,16 +92,6 @@ class Bm25:
         return [self.chunks[i] for _, i in order[:k]]
 
 
-def states_answer(answer: str, gold: str) -> bool:
-    head = answer[:80]
-    gq = parse_quantity(gold)
-    is_number = gq is not None and gq.unit != "年" and len(match_key(gold)) <= len(match_key(str(gq.value))) + 6
-    if is_number:
-        return any(abs(q.value - gq.value) <= 1e-6 * max(1.0, abs(gq.value)) and q.unit == gq.unit
-                   for q in iter_quantities(head))
-    return match_key(gold) in match_key(head)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("suite", nargs="?", default=str(REPO / "eval" / "suites" / "dev"))
@@ -131,10 +120,9 @@ def main() -> int:
     correct = refused = retrieved_ok = 0
     for report, q in questions:
         ans, passages = ask(q["question"])
-        gold_key = match_key(q["quote"])
-        cited = any(gold_key in match_key(c.quote) for c in ans.citations)
+        cited = any(c.doc_id == report and contains_quote(c.quote, q["quote"]) for c in ans.citations)
         stated = states_answer(ans.answer, str(q["answer"]))
-        retrieved_ok += any(gold_key in match_key(p.text) for p in passages)
+        retrieved_ok += any(p.doc_id == report and contains_quote(p.text, q["quote"]) for p in passages)
         refused += ans.refused
         ok = stated and cited and not ans.refused
         correct += ok

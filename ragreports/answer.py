@@ -56,8 +56,8 @@ COMPATIBLE_UNITS: tuple[frozenset[str], ...] = (
 )
 #: Text that addresses a model rather than reporting facts: never an answer, never a citation.
 INJECTION_PATTERNS: tuple[str, ...] = (
-    r"忽略.{0,12}(指令|指示|提示|要求|规则|内容)",
-    r"(无视|不要理会|不要遵守).{0,12}(指令|指示|提示|要求|规则)",
+    r"忽略(以上|上述|之前|前面|先前|此前|所有|全部|你的|系统)(的)?(所有|全部)?(指令|指示|提示词?|要求|规则|设定|内容)",
+    r"(无视|不要理会|不要遵守|不再遵守)(以上|上述|之前|前面|所有|全部|你的|系统)(的)?(指令|指示|提示词?|要求|规则|设定)",
     r"ignore\s+(all\s+|any\s+)?(the\s+)?(previous|prior|above|earlier)\s+(instructions|prompts?|rules)",
     r"disregard\s+.{0,20}instructions",
     r"system\s*prompt|系统提示词?",
@@ -78,6 +78,10 @@ WHO_PATTERNS: tuple[str, ...] = (
     r"([\u4e00-\u9fff]{2,4}?)同志",
     r"([^，,。；;：:由以]{2,12}?)(?:担任|任)(?:组长|主任|第一责任人)",
 )
+_BOOK_TITLE = re.compile(r"《([^《》]{1,60})》")
+_TITLE = re.compile(r"《[^《》]{2,60}》|“[^“”]{2,30}”")
+#: A what-question asking for a named thing: the words after the question word name its kind (哪部条例 -> 条例…).
+_ASKS_NAME = re.compile(r"(?:哪部|哪个|哪项|哪种|哪类|哪一|哪些|什么)([^，,。？?！!]{1,6})")
 _CLAUSE_END = re.compile(r"[，,：:；;。！？!?]")
 _OPEN_CLOSE = (("《", "》"), ("“", "”"), ("「", "」"), ("〔", "〕"))
 
@@ -91,11 +95,6 @@ def _key(s: str) -> str:
     """Comparison form for scoring (texts are already Simplified): NFKC, letters/digits/CJK only, lower case."""
     s = unicodedata.normalize("NFKC", s).lower()
     return "".join(c for c in s if c.isalnum() or c == "%")
-
-
-def _bigrams(s: str) -> set[str]:
-    k = _key(s)
-    return {k[i : i + 2] for i in range(len(k) - 1)}
 
 
 def is_injection(text: str) -> bool:
@@ -169,14 +168,16 @@ class _Scorer:
             self.terms.append((t, {t[i : i + 2] for i in range(len(t) - 1)}, math.log(1 + n / (0.5 + df))))
         self.total = sum(w for _, _, w in self.terms) or 1.0
         self.core = "".join(terms)
+        self.titles = {_key(m) for m in _BOOK_TITLE.findall(plan.text)}
 
     def coverage(self, text: str) -> float:
         k = _key(text)
         grams = {k[i : i + 2] for i in range(len(k) - 1)}
+        short = [_key(m) for m in _BOOK_TITLE.findall(text)] if self.titles else []
         got = 0.0
         for t, tg, w in self.terms:
-            if t in k:
-                got += w
+            if t in k or (t in self.titles and any(len(x) >= 2 and t.endswith(x) for x in short)):
+                got += w  # a short title (《条例》 for 《某市科技创新促进条例》) names the same thing
             elif tg:
                 got += w * self.PARTIAL * len(tg & grams) / len(tg)
         return got / self.total
@@ -382,6 +383,19 @@ def _after_heading(cands: Sequence[_Candidate], best: _Candidate, text: str, sco
     return max(options, key=lambda c: (residual_hits(c), -c.focus[0]))
 
 
+def _title_head(window: str, plan: QueryPlan) -> str | None:
+    """A 《title》 or “name” in the answer window whose kind is what the question asks for (哪部条例 ->
+    《…条例》), unless the question already names it."""
+    m = _ASKS_NAME.search(plan.text)
+    if not m:
+        return None
+    for t in _TITLE.finditer(window):
+        inner = t.group(0)[1:-1]
+        if len(inner) >= 2 and inner not in plan.text and inner[-2:] in m.group(1):
+            return t.group(0)
+    return None
+
+
 def _skip_label(text: str, sent: _Sentence, lo: int, hi: int) -> int:
     """Start after a leading list-marker label clause (``三是加强发挥法律顾问作用，…``) when more follows."""
     for s, e in sent.clauses:
@@ -419,6 +433,8 @@ def answer_extractive(question: str, passages: Sequence[SearchResult], texts: Ma
         lo, hi = _window(sent, best.focus, ANSWER_CHARS, before=1 if plan.qtype == "what" else 0)
         lo = _skip_label(text, sent, lo, hi)
         answer = _trim_text(text[lo:hi], ANSWER_CHARS)
+        if plan.qtype == "what" and (title := _title_head(text[lo:hi], plan)):
+            answer = _trim_text(f"{title}。{answer}", ANSWER_CHARS)
     cs, ce = (sent.start, sent.end) if sent.end - sent.start <= CITE_CHARS else _window(sent, (lo, hi), CITE_CHARS)
     doc_text = texts.get(p.doc_id)
     citation = _citation(p, doc_text, QuoteLocator(doc_text) if doc_text else None, cs, ce)
@@ -546,7 +562,18 @@ def answer_llm(question: str, passages: Sequence[SearchResult], texts: Mapping[s
     if not citations:
         log.info("LLM answer refused: none of its %d quote(s) could be located", len(reply.quotes))
         return _refusal(question, "llm", prompt.ref)
+    if not _numbers_grounded(reply.answer, citations):
+        log.info("LLM answer refused: it states a quantity none of its verified quotes states")
+        return _refusal(question, "llm", prompt.ref)
     return Answer(question, reply.answer.strip(), False, tuple(citations), "llm", prompt.ref)
+
+
+def _numbers_grounded(answer: str, citations: Sequence[Citation]) -> bool:
+    """Every quantity the answer states (years aside) is stated by one of the verified quotes."""
+    from ragreports.numbers import iter_quantities
+
+    quoted = {(q.value, q.unit) for c in citations for q in iter_quantities(c.quote)}
+    return all((q.value, q.unit) in quoted for q in iter_quantities(answer) if q.unit != "年")
 
 
 def _verify_quotes(quotes: Sequence[LLMQuote], used: Sequence[SearchResult], texts: Mapping[str, str]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ragreports.grounding import QuoteLocator
 from ragreports.types import Document, Fact
@@ -137,6 +137,7 @@ class Cues(BaseModel):
     substance: _Substance
     limits: _Limits
     topics: dict[str, list[str]]
+    figure_concepts: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("section_headings")
     @classmethod
@@ -145,6 +146,20 @@ class Cues(BaseModel):
         if unknown:
             raise ValueError(f"section_headings: unknown fields {sorted(unknown)}; use {list(FIELDS)}")
         return v
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> "Cues":
+        groups = [self.plan_openers, self.shortcoming_statement, self.filler, self.substance.actions,
+                  self.substance.generic, [self.substance.number]]
+        for d in (self.section_headings, self.paragraph_openers, self.leadership_headings, self.leadership_sentences,
+                  self.topics, self.figure_concepts):
+            groups.extend(d.values())
+        for pattern in (p for g in groups for p in g):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+        return self
 
     def rx(self, patterns: Sequence[str]) -> re.Pattern[str]:
         return _compile(tuple(patterns))
@@ -340,6 +355,8 @@ def report_units(text: str, cues: Cues | None = None) -> list[Unit]:
             for t, sents in _units_of(text, ps, pe, title if j == 0 else None, cues):
                 if sents or (t and t != title):
                     units.append(Unit(kind, path, t, tuple(sents)))
+    if not any(u.field == "measures" for u in units):  # headings only for the later parts: the work is up front
+        units = [Unit("measures", u.path, u.title, u.sentences) if u.field == "intro" else u for u in units]
     return units
 
 
@@ -392,7 +409,7 @@ def choose_topic(title: str, path: Sequence[str], body: str, cues: Cues) -> str:
 
 def _cut(s: str, limit: int) -> str:
     """``s`` cut at a clause boundary to about ``limit`` characters."""
-    s = re.sub(rf"^[{_ENUM_NUM}]是", "", s).strip(_STRIP)
+    s = re.sub(rf"^[{_ENUM_NUM}]是(?=.)", "", s).strip(_STRIP) or s
     if len(s) <= limit:
         return s
     cut = max((m.start() for m in re.finditer(r"[，,；;：:]", s) if 8 <= m.start() <= limit), default=limit)
@@ -464,6 +481,9 @@ def extractive_items(text: str, cues: Cues | None = None) -> dict[str, list[Brie
             else:
                 lead_sents.extend((-lead_score(b.s(sp)), sp[0], sp) for sp in cue_sents)
         if kind == "measures":
+            sents = [x for x in sents if not is_filler(b.s(x))]
+            if not sents and not u.title:
+                continue
             picked = _pick(text, sents, _budget(len(sents), lim.measures), cues)
             body = " ".join(b.s(x) for x in picked)
             b.item("measures", u.title, picked, choose_topic(title, u.path, body, cues))

@@ -8,13 +8,14 @@
 3. pinyin ruby removed (``學(xué)習(xí)`` -> ``學習``; real parentheses such as ``(2021-2025年)`` stay);
 4. Traditional -> Simplified, length-preserving;
 5. every space character (U+3000, NBSP, tab ...) becomes a plain space;
-6. page chrome removed line by line with the patterns of ``ragreports/data/chrome_patterns.yaml``;
+6. page chrome removed line by line with the patterns of ``ragreports/data/chrome_patterns.yaml``, then
+   the "?" that a lossy GBK conversion left for unencodable spaces (lines of "?", "????" runs next to spaces);
 7. doubled punctuation collapsed (``,,`` -> ``,``; ``,、`` -> ``、``; ``。。`` -> ``。``);
 8. runs of spaces collapsed, lines stripped, runs of blank lines reduced to one blank line.
 
 Passes repeat until the text no longer changes, so ``clean(clean(x)) == clean(x)``. Cleaning never edits a
 digit: numbers and dates only disappear together with a whole chrome element (a view counter, an ICP number).
-Mojibake (``??萍季``) is left as it is: guessing the lost characters would invent text.
+Mojibake inside words (``??萍季``) is left as it is: guessing the lost characters would invent text.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ _SEPARATOR = r"[|｜]"
 _EDGE_SEPARATORS = re.compile(rf"^[ ]*(?:{_SEPARATOR}[ ]*)+|(?:[ ]*{_SEPARATOR})+[ ]*$")
 _REPEATED_SEPARATORS = re.compile(rf"{_SEPARATOR}(?:[ ]*{_SEPARATOR})+")
 _EMPTY_BRACKETS = re.compile(r"【 *】|\[ *\]")
+
+# Question marks a lossy GBK conversion left for spaces it could not encode (NBSP): a line of nothing but "?",
+# or a run of two or more "?" touching a space or starting a line. A "?" after words ("吗?") is left alone, and
+# so is mojibake inside words ("??萍季"): guessing what it stood for would invent text.
+_LOST_SPACE_LINE = re.compile(r"^[? ]*\?[? ]*$", re.M)
+_LOST_SPACE_RUN = re.compile(r"(?:(?<= )|^)\?{2,}|\?{2,}(?= )", re.M)
 
 _TONE_MARKS = frozenset("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ")
 
@@ -123,6 +130,7 @@ def _clean_once(text: str) -> str:
     text = to_simplified_aligned(text)
     text = _SPACES.sub(" ", text)
     text = "\n".join(remove_chrome(text.split("\n")))
+    text = _LOST_SPACE_RUN.sub(" ", _LOST_SPACE_LINE.sub("", text))
     text = collapse_punctuation(text)
     return normalise_whitespace(text)
 

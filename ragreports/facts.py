@@ -23,6 +23,7 @@ class _FactRules:
         self.protected_max: int = int(d.get("protected_max_chars", 60))
         self.ordinal: list[str] = sorted(d["ordinal_prefixes"], key=len, reverse=True)
         self.range_prefixes: list[str] = list(d["range_prefixes"])
+        self.vague_prefixes: list[str] = list(d["vague_prefixes"])
         self.name_words: list[str] = list(d["name_words"])
         self.year_after: list[str] = list(d["year_after"])
         self.year_before: list[str] = sorted(d["year_before"], key=len, reverse=True)
@@ -109,8 +110,11 @@ def is_fact(text: str, q: QuantityMatch, spans: list[tuple[int, int]]) -> bool:
     before = text[max(0, q.start - 4):q.start]
     if any(before.endswith(p) for p in r.ordinal):
         return False
-    if any(before.endswith(p) for p in r.range_prefixes) and before[-2:-1].isdigit():
+    prev2 = before[-2:-1]
+    if any(before.endswith(p) for p in r.range_prefixes) and (prev2.isdigit() or prev2 in number_rules().cn_chars):
         return False
+    if q.chinese and any(before.endswith(p) for p in r.vague_prefixes):
+        return False  # 数十家 / 几百人: not a stated quantity (but 信息数320条 is)
     if q.chinese and q.numeral in ("一", "零", "〇"):
         return False  # 一项重大任务 / 一支队伍: an article, not a count; 跑零次: a slogan
     after = text[q.unit_end:q.unit_end + 12]
@@ -139,13 +143,22 @@ def is_fact(text: str, q: QuantityMatch, spans: list[tuple[int, int]]) -> bool:
 # ---------------------------------------------------------------------------------------------- clauses
 
 
+def _is_break(text: str, i: int) -> bool:
+    """A clause break, except the thousands separator of a number (1,852)."""
+    ch = text[i]
+    if ch not in _rules().breaks:
+        return False
+    if ch == "," and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit():
+        return False
+    return True
+
+
 def _clause_bounds(text: str, pos: int) -> tuple[int, int]:
-    brk = _rules().breaks
     s = pos
-    while s > 0 and text[s - 1] not in brk:
+    while s > 0 and not _is_break(text, s - 1):
         s -= 1
     e = pos
-    while e < len(text) and text[e] not in brk:
+    while e < len(text) and not _is_break(text, e):
         e += 1
     return s, e
 

@@ -232,6 +232,20 @@ class Suite(BaseModel):
         return self.reports_dir / report
 
 
+class _GoldLoader(yaml.SafeLoader):
+    """SafeLoader whose impossible dates (``2025-02-30``) stay strings, so validation can name the field."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_GoldLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
 def _loc(loc: tuple) -> str:
     out = ""
     for part in loc:
@@ -272,7 +286,7 @@ def load_gold_file(path: str | Path) -> GoldReport:
     """Read and validate one gold YAML file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_GoldLoader)  # noqa: S506 (safe loader)
     except UnicodeDecodeError:
         raise GoldFormatError(f"{path}: gold files must be UTF-8 text") from None
     except yaml.YAMLError as exc:

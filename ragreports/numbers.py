@@ -34,6 +34,9 @@ def load_rules(name: str) -> dict[str, Any]:
     return data
 
 
+PERCENT_WORD = "百分之"
+
+
 @dataclass(frozen=True)
 class Quantity:
     value: float
@@ -81,7 +84,7 @@ class _Rules:
         # Arabic (with thousands separators / decimals), optionally followed by a scale word; or a Chinese
         # numeral (must contain a digit character, except a bare 十/百/千 which parse_number handles).
         self.number_re = re.compile(
-            r"(?P<ar>\d+(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+            r"(?P<ar>\d{1,3}(?:,\d{3})+(?![\d])(?:[.．]\d+)?|\d+(?:[.．]\d+)?)"
             r"|(?P<cn>[" + cn + r"]+)"
         )
         self.scale_re = re.compile(scale_alt)
@@ -232,12 +235,17 @@ def iter_quantities(text: str) -> list[QuantityMatch]:
             if value is None:
                 continue
         else:
-            if ns >= 2 and text[ns - 1] in ".," and text[ns - 2].isdigit():
+            if ns >= 2 and text[ns - 1] in ".．" and text[ns - 2].isdigit():
                 continue  # the fraction of "2.05" or the tail of a malformed "1,23"
             value = parse_number(numeral)
             if value is None:
                 continue
         tail = _scan_tail(text, ne)
+        if text.startswith(PERCENT_WORD, ns - len(PERCENT_WORD)) and ns >= len(PERCENT_WORD):
+            tail = (1, "%", False, ne)  # 百分之九十 -> 90 %
+            ns_word = ns - len(PERCENT_WORD)
+        else:
+            ns_word = ns
         if tail is None:
             continue
         scale, unit, approx, uend = tail
@@ -247,7 +255,7 @@ def iter_quantities(text: str) -> list[QuantityMatch]:
             if text.startswith(sfx, uend):
                 approx, end = True, uend + len(sfx)
                 break
-        found, pstart = _approx_prefix(text, ns, bare)
+        found, pstart = _approx_prefix(text, ns_word, bare)
         if bare and not (found or approx):
             continue  # 百姓 / 万人: a bare scale character counts only as 近千 / 上万 / 千余
         if found:
@@ -259,7 +267,7 @@ def iter_quantities(text: str) -> list[QuantityMatch]:
                 approx = True
         out.append(QuantityMatch(
             value=_round(float(value) * scale), unit=unit, approx=approx,
-            start=pstart if found else ns, end=end, num_start=ns, num_end=ne, unit_end=uend,
+            start=pstart if found else ns_word, end=end, num_start=ns, num_end=ne, unit_end=uend,
             numeral=numeral, chinese=chinese,
         ))
     return out

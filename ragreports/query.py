@@ -335,7 +335,8 @@ def _keywords(text: str, remove: Sequence[tuple[int, int]]) -> tuple[str, ...]:
     for piece in _CJK.findall(body):
         for tok in jieba.lcut(piece):
             tok = tok.strip()
-            if len(tok) >= 2 and tok not in STOPWORDS and not tok.isdigit() and tok not in out:
+            if (len(tok) >= 2 and tok not in STOPWORDS and tok not in GENERIC_PLACES and not tok.isdigit()
+                    and tok not in out):
                 out.append(tok)
     return tuple(out)
 

@@ -44,11 +44,15 @@ def _fmt_value(value: float) -> str:
 
 
 def _grouped(items: Sequence[BriefItem]) -> list[tuple[str, list[BriefItem]]]:
-    """Items grouped by topic, topics in order of first appearance."""
+    """Items grouped by topic, topics in the fixed order of the cue file (so briefs line up), 其他 and unknown
+    topics last; items keep their order inside a topic."""
+    from ragreports.brief import load_cues
+
+    order = {t: i for i, t in enumerate(load_cues().topics)}
     groups: dict[str, list[BriefItem]] = {}
     for it in items:
         groups.setdefault(it.topic or "其他", []).append(it)
-    return list(groups.items())
+    return sorted(groups.items(), key=lambda kv: order.get(kv[0], len(order)))
 
 
 def _md_cell(text: str) -> str:
@@ -209,20 +213,31 @@ def render_html(brief: Brief, doc_text: str) -> str:
 # ------------------------------------------------------------------------------------------------- compare
 
 
-def _figure_key(label: str, unit: str) -> tuple[str, str]:
-    """Normalised label + unit: the same measure in different reports gets the same key."""
-    key = match_key(label)
-    key = re.sub(r"^(?:全年|年内|累计|共计|共|全市|全局|本年度|今年)", "", key)
+def _figure_key(label: str, unit: str, quote: str, concepts: dict[str, list[str]]) -> tuple[str, str]:
+    """(measure, unit) of a key figure: the first concept of the cue file named in its label (else in its quote),
+    else its own label without a leading 全年/累计/共…, normalised; the unit normalised."""
+    from ragreports.brief import load_cues
+
+    cues = load_cues()
+    for text in (label, quote):
+        for name, words in concepts.items():
+            if cues.rx(words).search(text):
+                return name, match_key(unit)
+    key = re.sub(r"^(?:全年|年内|累计|共计|共|全市|全局|本年度|今年)", "", match_key(label))
     return key, match_key(unit)
 
 
 def compare_rows(briefs: Sequence[Brief], max_columns: int = 20) -> list[dict[str, Any]]:
-    """One row per brief: doc_id, issuer, region, year, published, then key-figure columns named ``label（unit）``.
+    """One row per brief: doc_id, issuer, region, year, published, then key-figure columns named ``measure（unit）``.
 
-    Key figures are grouped by normalised label and unit; the columns are the groups found in the most reports
+    Key figures are grouped by measure (a concept of the cue file's ``figure_concepts`` named in the label or the
+    quote, else the normalised label) and unit; the columns are the groups found in the most reports
     (at least two when several briefs are compared), at most ``max_columns``. In a row, a figure stated twice
     keeps its first statement; a missing figure is None.
     """
+    from ragreports.brief import load_cues
+
+    concepts = load_cues().figure_concepts
     per_brief: list[dict[tuple[str, str], tuple[str, float]]] = []
     seen_in: Counter[tuple[str, str]] = Counter()
     first_seen: dict[tuple[str, str], int] = {}
@@ -230,10 +245,10 @@ def compare_rows(briefs: Sequence[Brief], max_columns: int = 20) -> list[dict[st
     for b in briefs:
         figs: dict[tuple[str, str], tuple[str, float]] = {}
         for f in b.key_figures:
-            key = _figure_key(f.label, f.unit)
+            key = _figure_key(f.label, f.unit, f.quote, concepts)
             if not key[0]:
                 continue
-            names[key][f"{f.label}（{f.unit}）"] += 1
+            names[key][f"{key[0] if key[0] in concepts else f.label}（{f.unit}）"] += 1
             figs.setdefault(key, (f.unit, f.value))
             first_seen.setdefault(key, len(first_seen))
         seen_in.update(figs.keys())

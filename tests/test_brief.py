@@ -160,6 +160,16 @@ def test_report_without_headings_splits_by_paragraph_openers():
     assert not covers(brief.measures, "完善重大行政决策程序")
 
 
+def test_work_before_the_first_heading_is_measures_when_no_part_is():
+    text = ("2023年，我局组织集中学法3次，修订制度2项。现将有关情况报告如下：\n"
+            "一、存在的不足\n基层执法力量仍然薄弱。\n二、下一步工作打算\n完善执法协作机制。")
+    brief = summarize(doc(text))
+    assert covers(brief.measures, "组织集中学法3次") and not covers(brief.measures, "现将有关情况报告如下")
+    assert covers(brief.shortcomings, "基层执法力量仍然薄弱") and covers(brief.next_year, "完善执法协作机制")
+    # with a measures part, the opening paragraph is not an item
+    assert not covers(summarize(doc(FULL)).measures, "在市委市政府领导下")
+
+
 def test_leadership_and_other_sections():
     brief = summarize(doc(OTHER_AND_LEADER))
     assert covers(brief.leadership, "主持研究法治议题5次")
@@ -319,10 +329,16 @@ def test_prompt_file_declares_its_variables():
     assert p.ref.startswith("brief@") and set(p.variables) == {"topics", "report"}
 
 
-def test_invalid_cue_file_is_rejected(tmp_path):
+@pytest.mark.parametrize(
+    "change, message",
+    [(lambda d: d.update(unknown_key=1), "unknown_key"),
+     (lambda d: d["filler"].append("以下(["), "not a valid regular expression"),
+     (lambda d: d["section_headings"].update(plans=["x"]), "unknown fields")],
+)
+def test_invalid_cue_file_is_rejected(tmp_path, change, message):
     bad = tmp_path / "cues.yaml"
     data = yaml.safe_load((REPO / "ragreports" / "data" / "brief_cues.yaml").read_text(encoding="utf-8"))
-    data["unknown_key"] = 1
+    change(data)
     bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    with pytest.raises(ConfigError, match="invalid"):
+    with pytest.raises(ConfigError, match=message):
         load_cues(bad)

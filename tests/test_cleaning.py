@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ragreports.cleaning import chrome_rules, clean
 from ragreports.grounding import QuoteLocator
-from ragreports.textnorm import pinyin_spans, to_simplified
+from ragreports.textnorm import pinyin_spans, strip_pinyin, to_simplified
 
 DEV = Path(__file__).resolve().parent.parent / "eval" / "suites" / "dev"
 REPORTS = sorted((DEV / "reports").glob("*.txt"))
@@ -52,6 +52,10 @@ REAL_SNIPPETS = [
                  "舟山市科学技术局\n\n2020年1229", id="zhoushan-footer"),
     pytest.param("首页 > 通知公告 > 通知公告详情\n\n市科技局关于2024年法治政府建设工作情况的报告\n\n发布日期:2025-03-06",
                  "市科技局关于2024年法治政府建设工作情况的报告\n\n发布日期:2025-03-06", id="kunming-breadcrumb"),
+    pytest.param("发布日期:2021-01-25????浏览次数:????信息来源:市科学技术局 ????作者:字号:[ ]",
+                 "发布日期:2021-01-25 信息来源:市科学技术局", id="zhoushan-metadata-after-lossy-gbk"),
+    pytest.param("舟山市科学技术局\n\n2020年1229\n\n?\n\n?\n\n打印本页 关闭窗口", "舟山市科学技术局\n\n2020年1229",
+                 id="zhoushan-nbsp-lines-after-lossy-gbk"),
     pytest.param("\n2018年度市科技局依法行政报告\n\n市人民政府：\n", "2018年度市科技局依法行政报告\n\n市人民政府：",
                  id="jiangyin-fullwidth-untouched"),
 ]
@@ -91,6 +95,7 @@ KEPT = [
     pytest.param("人工智能(AI)与(ai)应用", id="latin-parentheses-without-ruby-context"),
     pytest.param("统筹推进(2021-2025年)规划(此件主动公开)", id="real-parentheses"),
     pytest.param("这是问题吗?我们认为是。", id="genuine-question-mark"),
+    pytest.param("真的吗??", id="genuine-double-question-mark"),
     pytest.param("中华老字号企业3家", id="lao-zihao-is-not-a-font-control"),
     pytest.param("严格落实三级审核：\n初审、复审", id="prose-ending-with-label-word"),
     pytest.param("申请→受理→审核→办结", id="process-arrows"),
@@ -192,10 +197,18 @@ def test_dev_report_keeps_numbers_dates_and_metadata(path: Path) -> None:
     for date in re.findall(r"\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2})?|\d{4}年\d{1,2}月\d{1,2}日", raw):
         assert date in text
     for label in ("发布日期", "更新时间", "信息来源", "文章来源"):
-        for m in re.finditer(label + r"[:：]\s*([^\s\xa0]+)", to_simplified(raw)):
+        for m in re.finditer(label + r"[:：]\s*([^\s\xa0]+)", to_simplified(strip_pinyin(raw))):
             value = m.group(1)
             if not value.startswith(("浏览", "字号", "作者")):
                 assert f"{label}:{value}" in text or f"{label}：{value}" in text, (label, value)
+
+
+@pytest.mark.parametrize("path", REPORTS, ids=[p.stem for p in REPORTS])
+def test_lossy_gbk_copy_cleans_like_the_original(path: Path) -> None:
+    """A copy that went through a lossy GBK conversion (NBSP -> "?") cleans to the same text."""
+    raw = _raw(path)
+    lossy = raw.encode("gbk", errors="replace").decode("gbk")
+    assert clean(lossy) == _cleaned(path)
 
 
 def _gold_quotes() -> list[tuple[str, str, str]]:

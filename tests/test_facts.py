@@ -60,6 +60,10 @@ def _vu(text: str) -> list[tuple[float, str, bool]]:
         # Chinese numerals with scale
         ("培训人员三百余人次。", [(300, "人次", True)]),
         ("新增市场主体4,321户。", [(4321, "户", False)]),
+        ("在市政府信息公开网站公开信息数320条。", [(320, "条", False)]),
+        ("一次办结率达到百分之九十五。", [(95, "%", False)]),
+        ("惠及近百万元。", [(1000000, "元", True)]),
+        ("上百家单位参加。", [(100, "家", True)]),
     ],
 )
 def test_facts_found(text: str, expected: list[tuple[float, str, bool]]) -> None:
@@ -114,6 +118,10 @@ def test_facts_found(text: str, expected: list[tuple[float, str, bool]]) -> None
         # numbers without a unit
         "按照政务服务2.0要求。",
         "加快建设常州万亿之城。",
+        # vague amounts and structure words
+        "惠及数十家企业。",
+        "主要从以下三个方面开展工作。",
+        "用三至五年时间完成。",
     ],
 )
 def test_not_facts(text: str) -> None:
@@ -162,6 +170,7 @@ def test_small_values_nearby_are_not_merged_without_shared_words() -> None:
         ("今年我局及时办理人大代表建议2件，政协提案8件，分别是如下。", ["及时办理人大代表建议2件", "政协提案8件，分别是"]),
         ("在继续完善市政务服务中心、金坛区、国家高新区这4个外国人来华工作许可受理点的平台功能。", ["这4个外国人来华工作许可受理点"]),
         ("办理人大代表建议42件、政协委员提案35件。", ["办理人大代表建议42件", "政协委员提案35件"]),
+        ("为1,852名劳动者追发工资等待遇2,356.8万元，结案率100%。", ["为1,852名劳动者", "追发工资等待遇2,356.8万元", "结案率100%"]),
     ],
 )
 def test_quotes_overlap_the_natural_span(text: str, gold_quotes: list[str]) -> None:

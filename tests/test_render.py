@@ -18,10 +18,8 @@ from ragreports.types import Document, Meta
 TEXT = "一、主要举措\n局党组书记带头学法<&>4次。组织培训3期，发放资料500份。\n二、存在的不足\n学习不够深入。\n三、下一步\n加强培训。"
 
 
-def ev(text: str, quote: str, nth: int = 0) -> EvidenceModel:
-    start = -1
-    for _ in range(nth + 1):
-        start = text.index(quote, start + 1)
+def ev(text: str, quote: str) -> EvidenceModel:
+    start = text.index(quote)
     return EvidenceModel(quote=quote, start=start, end=start + len(quote))
 
 
@@ -48,7 +46,7 @@ def sample_brief() -> Brief:
 
 def test_markdown_follows_template_order_and_quotes_every_item():
     md = render_markdown(sample_brief())
-    heads = ["## 基本信息", "## 主要举措与成效", "### 普法宣传", "### 组织领导", "## 主要负责人履职", "## 存在的不足",
+    heads = ["## 基本信息", "## 主要举措与成效", "### 组织领导", "### 普法宣传", "## 主要负责人履职", "## 存在的不足",
              "## 下一年度工作安排", "## 主要数据", "## 其他"]
     positions = [md.index(h) for h in heads]
     assert positions == sorted(positions)
@@ -187,10 +185,11 @@ def briefs_for_compare() -> list[Brief]:
                      generated_by=GeneratedBy(model="extractive", prompt="x@1"), key_figures=figs)
 
     return [
-        b("a", 2022, [fig("集中学法次数", 5, "次"), fig("行政处罚案件数", 3, "件"), fig("只在一份报告里", 1, "项")]),
-        b("b", 2023, [fig("全年集中学法次数", 7, "次"), fig("发放宣传资料", 3000, "份")]),
-        b("c", 2024, [fig("集中学法次数", 9, "次"), fig("行政处罚案件数", 0, "件"), fig("发放宣传资料", 200, "份"),
-                      fig("集中学法次数", 99, "次")]),
+        b("a", 2022, [fig("组织集中学习次数", 5, "次"), fig("行政处罚案件数", 3, "件"), fig("只在一份报告里", 1, "项"),
+                      fig("主办件件数", 4, "件")]),
+        b("b", 2023, [fig("全年开展法治学习次数", 7, "次"), fig("发放宣传资料", 3000, "份"), fig("主办件件数", 6, "件")]),
+        b("c", 2024, [fig("领导班子集体学习法律法规次数", 9, "次"), fig("办理行政处罚案件", 0, "件"),
+                      fig("发放宣传资料", 200, "份"), fig("集中学法次数", 99, "次")]),
     ]
 
 
@@ -198,12 +197,12 @@ def test_compare_rows_put_recurring_figures_side_by_side():
     rows = compare_rows(briefs_for_compare())
     assert [r["doc_id"] for r in rows] == ["a", "b", "c"]
     assert list(rows[0])[:5] == ["doc_id", "issuer", "region", "year", "published"]
-    learn = next(c for c in rows[0] if c.startswith("集中学法次数"))
-    assert [r[learn] for r in rows] == [5, 7, 9]  # "全年…" is the same measure; first statement wins
-    cases = next(c for c in rows[0] if c.startswith("行政处罚案件数"))
-    assert [r[cases] for r in rows] == [3, None, 0]
+    # differently worded labels of one measure share a column (cue file figure_concepts); first statement wins
+    assert [r["集中学法（次）"] for r in rows] == [5, 7, 9]
+    assert [r["行政处罚（件）"] for r in rows] == [3, None, 0]
+    assert [r["主办件件数（件）"] for r in rows] == [4, 6, None]  # no concept: grouped by its own label
     assert not any("只在一份报告里" in c for c in rows[0])  # not recurring: no column
-    assert list(rows[0])[5] == learn  # the most common measure comes first
+    assert list(rows[0])[5] == "集中学法（次）"  # the most common measure comes first
     assert len(compare_rows(briefs_for_compare(), max_columns=1)[0]) == 6
 
 
@@ -214,8 +213,7 @@ def test_render_compare_formats(fmt):
     if fmt == "csv":
         parsed = list(csv.DictReader(io.StringIO(out)))
         assert [p["doc_id"] for p in parsed] == ["a", "b", "c"]
-        learn = next(c for c in parsed[0] if c.startswith("集中学法次数"))
-        assert [p[learn] for p in parsed] == ["5", "7", "9"] and parsed[1]["published"] == ""
+        assert [p["集中学法（次）"] for p in parsed] == ["5", "7", "9"] and parsed[1]["published"] == ""
     else:
         lines = out.strip().splitlines()
         assert len(lines) == 5 and lines[1].startswith("| ---")
