@@ -15,7 +15,8 @@ import math
 import re
 import sys
 import time
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -56,10 +57,15 @@ def baseline_facts(text: str) -> list[Pred]:
 # ---------------------------------------------------------------------------------------------- matching
 
 
+def unit_key(unit: str) -> str:
+    """Unit comparison form; symbol units (%, ‰) are punctuation to match_key, so they keep their symbol."""
+    return match_key(unit) or "".join(unicodedata.normalize("NFKC", unit).split())
+
+
 def fact_matches(p: Pred, g: dict) -> bool:
     gv = float(g["value"])
     return (math.isclose(p.value, gv, rel_tol=1e-6, abs_tol=1e-9)
-            and match_key(str(p.unit)) == match_key(str(g["unit"]))
+            and unit_key(str(p.unit)) == unit_key(str(g["unit"]))
             and quotes_overlap(p.quote, str(g["quote"])))
 
 
@@ -124,76 +130,120 @@ def meta_matches(field: str, pred: object, gold: object) -> bool:
 # ---------------------------------------------------------------------------------------------- main
 
 
+def official_counts(preds: list[Pred], gold: list[dict], meta: object, gold_meta: dict) -> tuple[int, dict] | None:
+    """The same figures with ragreports.scoring (maximum matching) when that module is available."""
+    try:
+        from ragreports.gold import GoldFact
+        from ragreports.scoring import PredFact, match_facts as official_match, meta_field_correct
+    except ImportError:
+        return None
+    g = [GoldFact(**{k: v for k, v in f.items() if k in ("label", "value", "unit", "approx", "quote")}) for f in gold]
+    p = [PredFact(value=x.value, unit=x.unit, approx=x.approx, quote=x.quote) for x in preds]
+    tp = len(official_match(g, p).matched)
+    ok = {}
+    for f in META_FIELDS:
+        v = gold_meta.get(f)
+        accepted = None if v is None else (v if isinstance(v, list) else [v])
+        ok[f] = meta_field_correct(f, accepted, getattr(meta, f))
+    return tp, ok
+
+
 def _f1(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
     p = tp / n_pred if n_pred else 0.0
     r = tp / n_gold if n_gold else 0.0
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
+@dataclass
+class Tally:
+    """Running totals over a suite."""
+
+    ours: list[int] = field(default_factory=lambda: [0, 0, 0])  # tp, predicted, gold
+    base: list[int] = field(default_factory=lambda: [0, 0, 0])
+    official: list[int] | None = field(default_factory=lambda: [0, 0, 0, 0])  # + meta fields correct
+    meta_ok: dict[str, int] = field(default_factory=lambda: {f: 0 for f in META_FIELDS})
+    n_reports: int = 0
+    slowest: float = 0.0
+
+
+def _read_text(path: Path) -> str:
+    try:
+        from ragreports.loaders import load_file
+    except ImportError:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    return load_file(path).text
+
+
+def score_one(rep: Path, gold: dict, tally: Tally, show_misses: bool) -> None:
+    """Score one report into ``tally`` and print its row (and its misses)."""
+    text = clean(_read_text(rep))
+    t0 = time.perf_counter()
+    facts = extract_facts(text)
+    meta = extract_meta(text)
+    tally.slowest = max(tally.slowest, time.perf_counter() - t0)
+    gfacts = gold.get("facts") or []
+    gm = gold.get("meta") or {}
+    ours = [Pred(f.value, f.unit, f.quote, f.approx) for f in facts]
+    rows = []
+    for preds, tot in ((ours, tally.ours), (baseline_facts(text), tally.base)):
+        tp, missed, spurious = match_facts(preds, gfacts)
+        for k, v in enumerate((tp, len(preds), len(gfacts))):
+            tot[k] += v
+        rows.append((_f1(tp, len(preds), len(gfacts)), missed, spurious))
+    off = official_counts(ours, gfacts, meta, gm)
+    if off is None or tally.official is None:
+        tally.official = None
+    else:
+        for k, v in enumerate((off[0], len(ours), len(gfacts), sum(off[1].values()))):
+            tally.official[k] += v
+    tally.n_reports += 1
+    marks = []
+    for f in META_FIELDS:
+        ok = meta_matches(f, getattr(meta, f), gm.get(f))
+        tally.meta_ok[f] += ok
+        marks.append(f if ok else f"!{f}")
+    (po, ro, _), (pb, rb, _) = rows[0][0], rows[1][0]
+    print(f"{rep.name:28} {len(gfacts):4} | {po:6.3f} {ro:5.3f} | {pb:6.3f} {rb:5.3f} | {' '.join(marks)}")
+    if show_misses:
+        for f in META_FIELDS:
+            if not meta_matches(f, getattr(meta, f), gm.get(f)):
+                print(f"    META {f}: predicted {getattr(meta, f)!r}, gold {gm.get(f)!r}")
+        for g in rows[0][1]:
+            print(f"    MISSED   {g['value']:>14} {g['unit']:4} approx={g.get('approx')!s:5} «{g['quote']}»")
+        for p in rows[0][2]:
+            print(f"    SPURIOUS {p.value:>14} {p.unit:4} approx={p.approx!s:5} «{p.quote}»")
+
+
+def print_summary(t: Tally) -> None:
+    print()
+    for tot, label in ((t.ours, "ragreports.facts"), (t.base, "naive baseline")):
+        p, r, f1 = _f1(*tot)
+        print(f"{label:18} F1 {f1:.3f}  P {p:.3f}  R {r:.3f}  (tp {tot[0]}, predicted {tot[1]}, gold {tot[2]})")
+    n = t.n_reports
+    if t.official is not None and n:
+        p, r, f1 = _f1(*t.official[:3])
+        print(f"{'(ragreports.scoring)':18} F1 {f1:.3f}  P {p:.3f}  R {r:.3f}  meta all "
+              f"{t.official[3] / (n * len(META_FIELDS)):.3f}")
+    accs = {f: t.meta_ok[f] / n if n else 0.0 for f in META_FIELDS}
+    overall = sum(t.meta_ok.values()) / (n * len(META_FIELDS)) if n else 0.0
+    print("meta accuracy      " + "  ".join(f"{f} {a:.2f}" for f, a in accs.items()) + f"  | all {overall:.3f}")
+    print(f"slowest report     {t.slowest * 1000:.1f} ms (facts + meta, after warm-up)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("suite", nargs="?", type=Path, default=DEFAULT_SUITE)
     ap.add_argument("--misses", action="store_true", help="print missed gold facts and spurious predictions")
     args = ap.parse_args(argv)
-    reports = sorted((args.suite / "reports").glob("*"))
-    totals = {"ours": [0, 0, 0], "base": [0, 0, 0]}
-    meta_ok = {f: 0 for f in META_FIELDS}
-    n_meta = 0
-    slowest = 0.0
+    tally = Tally()
     extract_facts(clean("预热：共组织集中学习5次。"))  # warm-up: rule files and regexes load once per process
     extract_meta("市科技局2024年工作报告")
     print(f"{'report':28} {'gold':>4} | {'ours P':>6} {'R':>5} | {'base P':>6} {'R':>5} | meta")
-    for rep in reports:
+    for rep in sorted((args.suite / "reports").glob("*")):
         gold_path = args.suite / "gold" / (rep.stem + ".yaml")
-        if not gold_path.exists():
-            continue
-        gold = yaml.safe_load(gold_path.read_text(encoding="utf-8"))
-        raw = rep.read_bytes().decode("utf-8", errors="replace")
-        text = clean(raw)
-        t0 = time.perf_counter()
-        facts = extract_facts(text)
-        meta = extract_meta(text)
-        slowest = max(slowest, time.perf_counter() - t0)
-        gfacts = gold.get("facts") or []
-        ours = [Pred(f.value, f.unit, f.quote, f.approx) for f in facts]
-        base = baseline_facts(text)
-        row = []
-        for name, preds in (("ours", ours), ("base", base)):
-            tp, missed, spurious = match_facts(preds, gfacts)
-            t = totals[name]
-            t[0] += tp
-            t[1] += len(preds)
-            t[2] += len(gfacts)
-            p, r, _ = _f1(tp, len(preds), len(gfacts))
-            row.append((p, r))
-            if name == "ours":
-                my_missed, my_spurious = missed, spurious
-        marks = []
-        gm = gold.get("meta") or {}
-        n_meta += 1
-        for f in META_FIELDS:
-            ok = meta_matches(f, getattr(meta, f), gm.get(f))
-            meta_ok[f] += ok
-            marks.append(f if ok else f"!{f}")
-        print(f"{rep.name:28} {len(gfacts):4} | {row[0][0]:6.3f} {row[0][1]:5.3f} | {row[1][0]:6.3f} {row[1][1]:5.3f}"
-              f" | {' '.join(marks)}")
-        if args.misses:
-            for f in META_FIELDS:
-                if not meta_matches(f, getattr(meta, f), gm.get(f)):
-                    print(f"    META {f}: predicted {getattr(meta, f)!r}, gold {gm.get(f)!r}")
-            for g in my_missed:
-                print(f"    MISSED   {g['value']:>14} {g['unit']:4} approx={g.get('approx')!s:5} «{g['quote']}»")
-            for p in my_spurious:
-                print(f"    SPURIOUS {p.value:>14} {p.unit:4} approx={p.approx!s:5} «{p.quote}»")
-    print()
-    for name, label in (("ours", "ragreports.facts"), ("base", "naive baseline")):
-        tp, npred, ngold = totals[name]
-        p, r, f1 = _f1(tp, npred, ngold)
-        print(f"{label:18} F1 {f1:.3f}  P {p:.3f}  R {r:.3f}  (tp {tp}, predicted {npred}, gold {ngold})")
-    accs = {f: meta_ok[f] / n_meta if n_meta else 0.0 for f in META_FIELDS}
-    overall = sum(meta_ok.values()) / (n_meta * len(META_FIELDS)) if n_meta else 0.0
-    print("meta accuracy      " + "  ".join(f"{f} {a:.2f}" for f, a in accs.items()) + f"  | all {overall:.3f}")
-    print(f"slowest report     {slowest * 1000:.1f} ms (facts + meta, after warm-up)")
+        if gold_path.exists():
+            score_one(rep, yaml.safe_load(gold_path.read_text(encoding="utf-8")), tally, args.misses)
+    print_summary(tally)
     return 0
 
 

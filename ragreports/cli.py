@@ -65,7 +65,7 @@ def _root(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     if not verbose:
-        for noisy in ("chromadb", "httpx", "jieba", "openai", "urllib3"):
+        for noisy in ("bm25s", "chromadb", "httpx", "jieba", "openai", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

@@ -28,7 +28,9 @@ class IndexMismatchError(ConfigError):
 
 
 class DocumentNotFoundError(RagReportsError):
-    """No indexed document matches the given doc id or source path."""
+    """No indexed document matches the given doc id or source path (a usage error)."""
+
+    exit_code = 2
 
 
 class ProviderError(RagReportsError):

@@ -7,6 +7,7 @@ text order. Rules follow spec/gold-format.md ("Which numbers are facts"); the wo
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ def is_fact(text: str, q: QuantityMatch, spans: list[tuple[int, int]]) -> bool:
             return False
         if any(after.startswith(w) for w in r.year_after):
             return False
-        if any(text[:q.start].endswith(w) for w in r.year_before):
+        if any(text.startswith(w, q.start - len(w)) for w in r.year_before if q.start >= len(w)):
             return False
     if q.chinese:
         if any(after.startswith(w) for w in r.name_words):
@@ -351,13 +352,15 @@ def _is_restatement(new: tuple[Fact, _Cand, str, str], old: tuple[Fact, _Cand, s
 
 def _candidates(text: str) -> list[_Cand]:
     spans = protected_spans(text)
+    sentence_breaks = [m.start() for m in re.finditer(r"[。；;！？!?\n]", text)]
+    line_breaks = [m.start() for m in re.finditer("\n", text)]
     out: list[_Cand] = []
     for q in iter_quantities(text):
         if not is_fact(text, q, spans):
             continue
         cs, ce = _clause_bounds(text, q.num_start)
-        sentence = len(re.findall(r"[。；;！？!?\n]", text[:q.num_start]))
-        paragraph = text.count("\n", 0, q.num_start)
+        sentence = bisect.bisect_left(sentence_breaks, q.num_start)
+        paragraph = bisect.bisect_left(line_breaks, q.num_start)
         out.append(_Cand(q, cs, ce, sentence, paragraph))
     return out
 

@@ -216,12 +216,17 @@ def find_published(text: str) -> str | None:
                 return v
     for _pos, line in reversed(lines[-8:]):
         s = re.sub(r"\s", "", line)
-        m = re.fullmatch(r"(\d{4})年(\d{1,2})月(\d{1,2})日?", s) or re.fullmatch(r"(\d{4})年(\d{2})(\d{2})", s)
+        if len(s) > 40:
+            continue
+        # a date line, or a date ending a short signature line (江阴市科技局 2019年1月8日)
+        m = (re.search(r"(?<!\d)(\d{4})年(\d{1,2})月(\d{1,2})日?$", s)
+             or re.fullmatch(r"(\d{4})年(\d{2})(\d{2})", s))
         if m:
             v = _valid(*(int(g) for g in m.groups()))
             if v:
                 return v
-        v = _cn_date(s)
+        m = re.search(r"[〇零一二三四五六七八九]{4}年[一二三四五六七八九十]{1,3}月[一二三四五六七八九十]{1,3}日$", s)
+        v = _cn_date(m.group(0)) if m else None
         if v:
             return v
     return None
@@ -279,9 +284,9 @@ def _issuer_mention(text: str, title: str | None) -> Mention | None:
             if ms:
                 return ms[0]
     for _p, line in reversed(lines[-8:]):
-        s = re.sub(r"\s", "", line)
-        ms = _mentions(s)
-        if ms and len(s) <= 30 and ms[0].start <= len(ms[0].place) + 1 and s.endswith(_short_end(s)):
+        sig = _signature_name(line)
+        ms = _mentions(sig)
+        if ms and len(sig) <= 30 and ms[0].start <= len(ms[0].place) + 1 and sig.endswith(_short_end(sig)):
             return ms[0]
     # no title, source line or signature: a body the report names far more often than any other
     ms = [m for m in _mentions(text) if m.core not in _rules().not_issuers]
@@ -291,6 +296,14 @@ def _issuer_mention(text: str, title: str | None) -> Mention | None:
     level, core = counts[0][0]
     same = [m for m in ms if (m.level, m.core) == (level, core)]
     return next((m for m in same if not m.place), same[0])
+
+
+def _signature_name(line: str) -> str:
+    """A signature line reduced to the body's name: ``中共江阴市科技局党组 2019年1月8日`` -> ``江阴市科技局``."""
+    s = re.sub(r"\s", "", line)
+    s = re.sub(r"(\d{4}年\d{1,2}月\d{1,2}日?|[〇零一二三四五六七八九]{4}年[一二三四五六七八九十]{1,3}月[一二三四五六七八九十]{1,3}日)$", "", s)
+    s = re.sub(r"^中共", "", s)
+    return re.sub(r"(党组|党委|[（(]盖章[)）])$", "", s)
 
 
 def _short_end(s: str) -> str:

@@ -247,6 +247,8 @@ class LexicalIndex:
     def rebuild(self) -> None:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+
         rows = self.docstore.ready_terms()
         gen = self.docstore.generation
         self._ids = [(d, i) for d, i, _ in rows]

@@ -39,6 +39,8 @@ BODY = "一、主要工作\n（一）加强组织领导。全年共组织集中�
         ("杭州市西湖区司法局2023年法治政府建设年度报告\n" + BODY, "杭州市西湖区司法局", "杭州市西湖区"),
         # province omitted from a city's region
         ("浙江省龙泉市发改委2022年法治政府建设工作总结\n" + BODY, "龙泉市发展和改革委员会", "龙泉市"),
+        # a Party-group signature with its date on the same line
+        ("2021年法治政府建设工作报告\n" + BODY + "中共鹤壁市科学技术局党组 2022年1月10日\n", "鹤壁市科学技术局", "鹤壁市"),
         # a provincial bureau serves the province
         ("浙江省科学技术厅2023年度法治政府建设工作报告\n" + BODY, "浙江省科学技术厅", "浙江省"),
         # nothing names the place: null, never a guess
@@ -89,6 +91,7 @@ def test_year(text: str, year: int | None) -> None:
         ("正文。\n江阴市科技局\n2019年1月8日\n", "2019-01-08"),
         ("正文。\n某某局\n二〇二一年一月二十五日\n", "2021-01-25"),
         ("正文。\n某某局\n2020年1229\n", "2020-12-29"),
+        ("正文。\n中共鹤壁市科学技术局党组 2022年1月10日\n", "2022-01-10"),
         # dates in the body are not publication dates
         ("正文。2024年10月11日，召开新闻发布会。该条例于2025年1月1日起施行。\n结束。", None),
         ("正文。\n某某局\n2020年1399\n", None),
