@@ -306,6 +306,55 @@ def compare(
         sys.stdout.write(content)
 
 
+@app.command("eval")
+def eval_(
+    suite: Path = typer.Argument(..., help="A suite folder with reports/ and gold/ (spec: gold-format.md)."),
+    engine: str = typer.Option("extractive", "--engine", help="extractive (offline, deterministic) | llm"),
+    repeat: int = typer.Option(1, "--repeat", min=1, help="Run N times (LLM engines): mean, min, flaky questions."),
+    min_: List[str] = typer.Option([], "--min", help="Gate override, e.g. --min fact_f1=0.95 (repeatable)."),
+    thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="Thresholds YAML (default: eval/thresholds.yaml)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A previous --json output: print deltas."),
+    dump: Optional[Path] = typer.Option(None, "--dump", help="Write every raw prediction (re-scorable) to this file."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML (one case per fact/question/meta field)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write a standalone HTML report."),
+    misses: int = typer.Option(20, "--misses", help="Misses to list per kind in the readable output (0: none)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Score a gold suite end to end in an isolated index; exit 1 when a gate fails."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ragreports import eval_report
+    from ragreports.evaluate import parse_min, run_eval
+
+    err = _err()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("eval", total=None)
+
+        def progress(event: str, info: dict) -> None:
+            if event in ("report", "question") and "total" in info:
+                bar.update(task, description=event, total=info["total"], completed=info.get("done", 0))
+
+        run = run_eval(suite, _settings(), engine=engine, repeat=repeat, progress=progress,
+                       thresholds_file=thresholds, min_overrides=parse_min(min_), baseline=baseline)
+    if dump:
+        dump.write_text(json.dumps(eval_report.dump_predictions(run), ensure_ascii=False, indent=1), encoding="utf-8")
+    if junit:
+        eval_report.write_junit(run, junit)
+    if html:
+        eval_report.write_html(run, html)
+    if as_json:
+        _print_json(eval_report.render_json(run))
+    else:
+        out = _out()
+        eval_report.print_summary(run, out)
+        eval_report.print_breakdown(run, out)
+        if misses:
+            eval_report.print_misses(run, out, limit=misses)
+    if not run.passed:
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     question: str = typer.Option("2024年昆明市科技局登记技术合同多少项？", "--question", "-q"),

@@ -48,6 +48,7 @@ class PipelineError(BaseModel):
     stage: str  # ingest | extract | summarize | ask
     error: str
     question: str | None = None
+    run: int = 0  # which of the --repeat runs
 
 
 class MetricDelta(BaseModel):
@@ -76,8 +77,6 @@ class RepeatStats(BaseModel):
 class EvalRun(BaseModel):
     """One eval: headline scores (the mean over runs when ``repeat`` > 1), per-report breakdown and misses
     (first run), gates, baseline deltas and the raw predictions of the first run (``--dump`` shape)."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     suite: str
     engine: str
@@ -243,10 +242,11 @@ def _isolated(settings: Settings, home: Path) -> Settings:
 def _ingest(ws, suite: Suite, progress: ProgressFn) -> tuple[dict[str, str], list[PipelineError]]:
     """Ingest the annotated reports; returns report file name -> doc_id and ingest errors."""
     paths = [suite.report_path(g.report) for g in suite.gold]
+    expected = {str(p.resolve()): p.name for p in paths}
     rep = ws.ingest([str(p) for p in paths], progress=progress)
     by_name: dict[str, str] = {}
     for d in rep.documents:
-        by_name[Path(d.source).name] = d.doc_id
+        by_name[expected.get(str(Path(d.source).resolve()), Path(d.source).name)] = d.doc_id
     errors = [PipelineError(report=Path(src).name, stage="ingest", error=str(err)) for src, err in rep.errors]
     for g in suite.gold:
         if g.report not in by_name and not any(e.report == g.report for e in errors):
@@ -273,13 +273,13 @@ def _predict(ws, suite: Suite, doc_ids: Mapping[str, str], engine: str, k: int, 
             except ConfigError:
                 raise
             except RagReportsError as exc:
-                errors.append(PipelineError(report=g.report, stage="extract", error=str(exc)))
+                errors.append(PipelineError(report=g.report, stage="extract", error=str(exc), run=run))
             try:
                 entry["summary"] = _as_dict(ws.summarize(doc_id, engine=engine))
             except ConfigError:
                 raise
             except RagReportsError as exc:
-                errors.append(PipelineError(report=g.report, stage="summarize", error=str(exc)))
+                errors.append(PipelineError(report=g.report, stage="summarize", error=str(exc), run=run))
         reports.append(entry)
     total = sum(len(g.questions) for g in suite.gold)
     done = 0
@@ -300,7 +300,8 @@ def _predict(ws, suite: Suite, doc_ids: Mapping[str, str], engine: str, k: int, 
             except ConfigError:
                 raise
             except RagReportsError as exc:
-                errors.append(PipelineError(report=g.report, stage="ask", error=str(exc), question=gq.question))
+                errors.append(PipelineError(report=g.report, stage="ask", error=str(exc), question=gq.question,
+                                            run=run))
             questions.append(q)
     return {"reports": reports, "questions": questions}, errors
 

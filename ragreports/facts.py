@@ -149,7 +149,7 @@ def _is_break(text: str, i: int) -> bool:
     ch = text[i]
     if ch not in _rules().breaks:
         return False
-    if ch == "," and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit():
+    if ch in ",，" and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit():
         return False
     return True
 

@@ -19,7 +19,7 @@ from ragreports.types import Meta
 
 _CJK = r"\u3400-\u9fff"
 # characters that may precede a place name inside running text (于常州市, 由张家港市)
-_FUNCTION_CHARS = set("在对由和与及向为是将等的从把被于了并经会、同赴到至")
+_FUNCTION_CHARS = set("在对由和与及向为是将等的从把被于了并经会、同赴到至共")  # 共: 中共XX市…党组
 _LEVEL_CHARS = set("省市州区县盟旗")
 # characters that never occur in a place name before a level word (年度市, 每月, 全日)
 _NOT_PLACE_CHARS = set("年度月日时期届次个项件号第我全本各该这那其")
@@ -38,6 +38,8 @@ class _MetaRules:
         self.review_last_year: list[str] = list(d["review_last_year"])
         self.next_year_cues: list[str] = list(d["next_year_cues"])
         self.not_issuers: set[str] = set(d["not_issuers_by_frequency"])
+        self.child_levels: set[str] = set(d["child_levels"])
+        self.parent_levels: set[str] = set(d["parent_levels"])
         cores = "|".join(sorted(self.short, key=len, reverse=True))
         levels = "|".join(self.levels)
         self.bureau_re = re.compile(f"(?P<level>{levels})(?P<core>{cores})")
@@ -83,7 +85,7 @@ def _place_before(text: str, i: int) -> str:
             break
         prev = text[s - 1] if s > 0 else ""
         if (name in r.not_places or name[:1] in r.not_places or name[-1:] in ("我", "全", "本", "各", "该")
-                or any(c in _NOT_PLACE_CHARS for c in name)):
+                or any(c in _NOT_PLACE_CHARS for c in name) or name.startswith("中共")):
             continue
         if prev in _LEVEL_CHARS and s >= 3:
             # a higher-level place right before (杭州市|西湖区, 浙江省|龙泉市) vouches for this one
@@ -92,7 +94,7 @@ def _place_before(text: str, i: int) -> str:
             continue
         if prev and _is_cjk(prev) and prev not in _FUNCTION_CHARS:
             continue
-        strong = not prev or prev in "\n《“「(（【"
+        strong = not prev or prev in "\n《“「(（【" or text.startswith("中共", s - 2)
         if strong or _count_place(text, name + text[i]) >= 2:
             return name
     return ""
@@ -330,6 +332,22 @@ def _resolve_place(text: str, mention: Mention) -> str:
     return ""
 
 
+def _parent_city(text: str, place: str, mention: Mention) -> str:
+    """For a district/county body named without its city (江海区), the city whose same kind of body or
+    government the report names at least twice (江门市科技局…, 江门市人民政府…); "" when none qualifies."""
+    r = _rules()
+    if mention.level not in r.child_levels or _rules().level_re.search(place[:-1]):
+        return ""
+    counts = Counter(m.place for m in _mentions(text)
+                     if m.place and m.level in r.parent_levels and m.core in (mention.core, "人民政府"))
+    if not counts:
+        return ""
+    (city, n), *rest = counts.most_common(2)
+    if n < 2 or (rest and rest[0][1] == n):
+        return ""
+    return city
+
+
 def extract_meta(text: str, source: str | None = None) -> Meta:
     """Metadata of a report from its cleaned text. ``source`` is accepted for interface symmetry and ignored:
     file names are not evidence."""
@@ -343,6 +361,7 @@ def extract_meta(text: str, source: str | None = None) -> Meta:
         place = _resolve_place(text, mention)
         if place:
             place = _strip_province(place, mention.level)
+            place = _parent_city(text, place, mention) + place
             region = place
             issuer = place + mention.core
     return Meta(issuer=issuer, region=region, year=year, published=published, title=title)

@@ -84,7 +84,7 @@ class _Rules:
         # Arabic (with thousands separators / decimals), optionally followed by a scale word; or a Chinese
         # numeral (must contain a digit character, except a bare 十/百/千 which parse_number handles).
         self.number_re = re.compile(
-            r"(?P<ar>\d{1,3}(?:,\d{3})+(?![\d])(?:[.．]\d+)?|\d+(?:[.．]\d+)?)"
+            r"(?P<ar>\d{1,3}(?:[,，]\d{3})+(?![\d])(?:[.．]\d+)?|\d+(?:[.．]\d+)?)"
             r"|(?P<cn>[" + cn + r"]+)"
         )
         self.scale_re = re.compile(scale_alt)

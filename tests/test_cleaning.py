@@ -266,8 +266,11 @@ _TOKEN = st.one_of(
     st.sampled_from([("<span>", ""), ("</span>", ""), ("<b>", ""), ('<font color="red">', ""), ("<br>", "\n"),
                      ("<p>", "\n"), ("&nbsp;", " "), ("&amp;", "&")]),
 )
-_INLINE_CHROME = ["浏览次数：123", "浏览数:-", "阅读次数：4,567", "点击数：[89]", "扫一扫在手机打开当前页", "【打印】",
-                  "字号:[ ]", "打印本页", "关闭窗口", "【字体：大 中 小】"]
+# Counters end in an optional value, so prose right after them must not start with a digit; other widgets may
+# touch anything (their removal leaves a space, so "12打印本页34" reads as two numbers, as on the page).
+_COUNTERS = ["浏览次数：123", "浏览数:-", "阅读次数：4,567", "点击数：[89]"]
+_WIDGETS = ["扫一扫在手机打开当前页", "【打印】", "字号:[ ]", "打印本页", "关闭窗口", "【字体：大 中 小】"]
+_INLINE_CHROME = _COUNTERS + _WIDGETS
 _CHROME_LINES = ["当前位置:首页 > 计划公报 > 年度总结", "首页 > 通知公告 > 通知公告详情", "打印本页 关闭窗口",
                  "Produced By 大汉网络 大汉版通发布系统", "扫一扫在手机打开当前页", "|", "浙ICP备12345678号",
                  "版权所有 © 2020 某某市科学技术局", "网站标识码3309000012", "上一篇：2019年工作报告", "浏览次数：88",
@@ -275,10 +278,10 @@ _CHROME_LINES = ["当前位置:首页 > 计划公报 > 年度总结", "首页 > 
 
 
 @st.composite
-def _segment(draw) -> tuple[str, str]:
-    """Prose that starts with a hanzi (so a preceding counter cannot swallow its digits)."""
-    first = draw(st.sampled_from(_BODY_HANZI))
-    tokens = draw(st.lists(_TOKEN, max_size=12))
+def _segment(draw, hanzi_first: bool = True) -> tuple[str, str]:
+    """A run of prose tokens; ``hanzi_first`` when a counter precedes it (so it cannot swallow its digits)."""
+    first = draw(st.sampled_from(_BODY_HANZI)) if hanzi_first else ""
+    tokens = draw(st.lists(_TOKEN, min_size=0 if hanzi_first else 1, max_size=12))
     return first + "".join(t[0] for t in tokens), first + "".join(t[1] for t in tokens)
 
 
@@ -286,11 +289,12 @@ def _segment(draw) -> tuple[str, str]:
 def _line(draw) -> tuple[str, str]:
     if draw(st.integers(0, 4)) == 0:
         return draw(st.sampled_from(_CHROME_LINES)), ""
-    segs = draw(st.lists(_segment(), min_size=1, max_size=3))
-    raw, rendered = segs[0]
-    for seg_raw, seg_rendered in segs[1:]:
+    raw, rendered = draw(_segment())
+    for _ in range(draw(st.integers(0, 2))):
         chrome = draw(st.sampled_from(_INLINE_CHROME))
-        raw += f" {chrome} {seg_raw}"
+        pad = draw(st.sampled_from(["", " "]))
+        seg_raw, seg_rendered = draw(_segment(hanzi_first=chrome in _COUNTERS))
+        raw += f"{pad}{chrome}{pad}{seg_raw}"
         rendered += f" {seg_rendered}"
     return raw, rendered
 

@@ -31,6 +31,9 @@ BODY = "一、主要工作\n（一）加强组织领导。全年共组织集中�
         # district level
         ("区科技局2020年法治政府建设年度报告\n" + BODY + "完善《江海区科技局党组工作规则》。\n",
          "江海区科学技术局", "江海区"),
+        # a district's city from the city bodies the report names (twice or more)
+        ("区科技局2020年法治政府建设年度报告\n" + BODY + "完善《江海区科技局党组工作规则》。江门市科技局委托下放。"
+         "根据《江门市人民政府关于印发目录的通知》。\n", "江门市江海区科学技术局", "江门市江海区"),
         # other bureaus and short forms
         ("市人社局2023年法治政府建设情况报告\n" + BODY + "南京市人力资源和社会保障局\n",
          "南京市人力资源和社会保障局", "南京市"),
@@ -39,6 +42,8 @@ BODY = "一、主要工作\n（一）加强组织领导。全年共组织集中�
         ("杭州市西湖区司法局2023年法治政府建设年度报告\n" + BODY, "杭州市西湖区司法局", "杭州市西湖区"),
         # province omitted from a city's region
         ("浙江省龙泉市发改委2022年法治政府建设工作总结\n" + BODY, "龙泉市发展和改革委员会", "龙泉市"),
+        # a Party-group title
+        ("中共鹤壁市科学技术局党组关于2023年度法治政府建设情况的报告\n" + BODY, "鹤壁市科学技术局", "鹤壁市"),
         # a Party-group signature with its date on the same line
         ("2021年法治政府建设工作报告\n" + BODY + "中共鹤壁市科学技术局党组 2022年1月10日\n", "鹤壁市科学技术局", "鹤壁市"),
         # a provincial bureau serves the province

@@ -70,6 +70,8 @@ def test_scaled_values_have_no_float_noise() -> None:
         ("3000余万元", 30000000, "元", True),
         ("１２次", 12, "次", False),
         ("1,234名", 1234, "名", False),
+        ("１，５６８件", 1568, "件", False),
+        ("８．４％", 8.4, "%", False),
     ],
 )
 def test_parse_quantity(text: str, value: float, unit: str, approx: bool) -> None:
