@@ -134,7 +134,8 @@ def official_counts(preds: list[Pred], gold: list[dict], meta: object, gold_meta
     """The same figures with ragreports.scoring (maximum matching) when that module is available."""
     try:
         from ragreports.gold import GoldFact
-        from ragreports.scoring import PredFact, match_facts as official_match, meta_field_correct
+        from ragreports.eval_models import PredFact
+        from ragreports.scoring import match_facts as official_match, meta_field_correct
     except ImportError:
         return None
     g = [GoldFact(**{k: v for k, v in f.items() if k in ("label", "value", "unit", "approx", "quote")}) for f in gold]

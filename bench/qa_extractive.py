@@ -1,14 +1,19 @@
 """QA benchmark of the answering stage on a gold suite (default: eval/suites/dev), without the index.
 
-    python bench/qa_extractive.py [SUITE] [--k 5] [--engine extractive] [-v]
+    python bench/qa_extractive.py [SUITE] [--k 5] [--engine extractive] [--facts] [-v]
 
 Each report is cleaned and chunked for real (ragreports.cleaning.clean, ragreports.chunking.chunk_document); a
 simple stand-in retriever (BM25 over jieba tokens, routed by ragreports.query.understand like the real one)
-feeds ``answer_question``. Scored with ragreports.scoring (spec/gold-format.md): the answer states the gold answer within its first 80
-characters (numbers by value and unit after scale) and a citation contains the gold quote. Absent-fact questions
-(ABSENT below, general to the genre) must be refused. Prints accuracy, refusals and the failures.
-"""
+feeds ``answer_question``. Scored with ragreports.scoring (spec/gold-format.md): the answer states the gold answer
+within its first 80 characters (numbers by value and unit after scale) and a citation contains the gold quote.
+Questions about facts the sample reports do not state (ABSENT below) must be refused. ``--facts`` also asks one
+templated question per gold fact (a rough check that the rules are not fitted to the 60 hand-written questions).
+Prints accuracy, refusals and the failures.
 
+Measured (dev suite, extractive): 59/60 = 0.983 at k = 3, 5 and 8; 12/12 absent questions refused; with --facts
+157/164. The miss is a retrieval miss: the sentence holding 七十六条 starts with mojibake (“?!稐l例》”) in the
+published text, so no retriever finds 条例 there.
+"""
 from __future__ import annotations
 
 import argparse

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import math
 import re
@@ -127,7 +126,9 @@ class _Scorer:
     PARTIAL = 0.7  # a keyword present only in part earns at most this share of its weight
 
     def __init__(self, plan: QueryPlan, corpus: Sequence[str]):
-        terms = list(dict.fromkeys(k for k in map(_key, plan.keywords) if len(k) >= 2)) or [_key(plan.text)]
+        terms = list(dict.fromkeys(k for k in map(_key, plan.keywords) if len(k) >= 2))
+        if not terms and len(_key(plan.text)) >= 2:
+            terms = [_key(plan.text)]  # nothing but question words: the whole question (scores low)
         keys = [_key(c) for c in corpus]
         self.terms = [(t, {t[i : i + 2] for i in range(len(t) - 1)},
                        math.log(1 + max(1, len(keys)) / (0.5 + sum(1 for k in keys if t in k)))) for t in terms]
@@ -440,55 +441,24 @@ class LLMReply(BaseModel):
         return out
 
 
-def pack_passages(passages: Sequence[SearchResult], budget: int, count) -> tuple[str, list[SearchResult]]:
-    """Numbered, delimited passages within ``budget`` tokens (``count(text) -> int``); the first passage is cut to
-    fit rather than dropped. Delimiters inside passage text are neutralised so a passage cannot close its frame."""
-    blocks: list[str] = []
-    used: list[SearchResult] = []
-    total = 0
-    for p in passages:
-        head = f"[{len(used) + 1}] 来源：{Path(p.source).name}" + (f" ｜ {p.section}" if p.section else "")
-        body = p.text.replace("<<<", "‹‹‹").replace(">>>", "›››")
-        n = count(block := f"{head}\n<<<\n{body}\n>>>")
-        if total + n > budget:
-            if used:
-                break
-            keep = max(1, int(len(body) * max(budget - count(head) - 10, 1) / max(n, 1)))
-            p = dataclasses.replace(p, text=p.text[:keep], end=p.start + keep)
-            n = count(block := f"{head}\n<<<\n{body[:keep]}\n>>>")
-        blocks.append(block)
-        used.append(p)
-        total += n
-    return "\n\n".join(blocks), used
+_FRAME = re.compile(r"<(/?)passage", re.I)
 
 
-def _json_object(raw: str):
-    m = re.search(r"\{.*\}", raw.strip(), re.S)
-    if not m:
-        raise ValueError("no JSON object in the reply")
-    return json.loads(m.group(0))
+def pack_passages(passages: Sequence[SearchResult], budget: int, counter) -> tuple[str, str, list[SearchResult]]:
+    """The passages for the prompt, within ``budget`` tokens of passage text (ragreports.llm.pack_passages: the
+    last kept passage is cut at a sentence end, a first passage too long is cut, never dropped).
 
+    Returns the numbered ``<passage id="N">`` blocks (ragreports.llm.format_passages), their sources (one line per
+    passage: file and section) and the kept passages with their ``text``/``end`` cut to what the model saw. Passage
+    tags inside passage text are defused so a passage cannot close its frame."""
+    from ragreports.llm import format_passages
+    from ragreports.llm import pack_passages as pack
 
-def _structured(model, messages: list[dict[str, str]], reasks: int) -> LLMReply:
-    """An :class:`LLMReply` via ragreports.llm.complete_structured (parse, validate, re-ask a bounded number of
-    times, then StructuredOutputError); the same loop here while the provider module lacks it."""
-    try:
-        from ragreports.llm import complete_structured
-    except ImportError:
-        complete_structured = None
-    if complete_structured is not None:
-        return complete_structured(model, messages, LLMReply, reasks=reasks)
-    last = ""
-    for _ in range(reasks + 1):
-        last = model.complete(messages, json_mode=True)
-        try:
-            return LLMReply.model_validate(_json_object(last))
-        except ValueError as exc:  # JSONDecodeError and ValidationError are ValueErrors
-            messages = messages + [
-                {"role": "assistant", "content": last},
-                {"role": "user", "content": f"Invalid reply ({exc}). Return only the JSON object described."},
-            ]
-    raise StructuredOutputError("answer reply is not valid JSON", reasks + 1, last)
+    kept = pack([_FRAME.sub(r"‹\1passage", p.text) for p in passages], budget, counter)
+    used = [dataclasses.replace(p, text=p.text[: len(k)], end=p.start + len(k)) for p, k in zip(passages, kept)]
+    sources = "\n".join(f"[{i}] {Path(p.source).name}" + (f" ｜ {p.section}" if p.section else "")
+                         for i, p in enumerate(used, 1))
+    return format_passages(kept), sources, used
 
 
 def _verify_quotes(quotes: Sequence[LLMQuote], used: Sequence[SearchResult], texts: Mapping[str, str]
@@ -531,6 +501,7 @@ def answer_llm(question: str, passages: Sequence[SearchResult], texts: Mapping[s
                chat_model, prompts_dir: Path | None, context_tokens: int, reasks: int = 2) -> Answer:
     """LLM engine: a JSON answer from numbered passages; only verified quotes become citations."""
     from ragreports.config import REPO_ROOT
+    from ragreports.llm import complete_structured
     from ragreports.prompts import load_prompt
     from ragreports.tokens import TokenCounter
 
@@ -540,9 +511,11 @@ def answer_llm(question: str, passages: Sequence[SearchResult], texts: Mapping[s
     prompt = load_prompt("answer", Path(prompts_dir) if prompts_dir else REPO_ROOT / "prompts")
     if not passages or plan.out_of_scope:
         return _refusal(question, "llm", prompt.ref)
-    block, used = pack_passages(passages, context_tokens, TokenCounter().count)
+    block, sources, used = pack_passages(passages, context_tokens, TokenCounter())
+    messages = prompt.messages(question=question, passages=block, sources=sources)
     try:
-        reply = _structured(chat_model, prompt.messages(question=question, passages=block), reasks)
+        reply = complete_structured(chat_model, messages, LLMReply, reasks=reasks, prompt=prompt.ref,
+                                    prompts_dir=prompts_dir)
     except StructuredOutputError as exc:
         log.warning("LLM answer refused: %s", exc)
         return _refusal(question, "llm", prompt.ref)
@@ -565,11 +538,12 @@ def answer_llm(question: str, passages: Sequence[SearchResult], texts: Mapping[s
 
 def answer_question(question: str, passages: list[SearchResult], texts: Mapping[str, str], *,
                     plan: QueryPlan | None = None, engine: str = "extractive", chat_model=None,
-                    prompts_dir: Path | None = None, context_tokens: int = 3000) -> Answer:
+                    prompts_dir: Path | None = None, context_tokens: int = 3000, reasks: int = 2) -> Answer:
     """Answer ``question`` from ``passages`` (retrieved chunks, best first); ``texts`` maps doc_id to the normalised
     document text every offset refers to. Refuses (``refused=True``, :data:`REFUSAL`, no citations) rather than
     guess. ``plan`` is the question as :func:`ragreports.query.understand` read it (computed without routing when
-    not given)."""
+    not given). The llm engine needs ``chat_model``; ``context_tokens`` bounds the passage text sent to it and
+    ``reasks`` the re-asks after an invalid reply (settings.llm_context_tokens / llm_reasks)."""
     if engine not in ("extractive", "llm"):
         raise ConfigError(f"unknown answer engine {engine!r}; use extractive or llm")
     if plan is None:
@@ -577,4 +551,4 @@ def answer_question(question: str, passages: list[SearchResult], texts: Mapping[
     if engine == "extractive":
         return answer_extractive(question, passages, texts, plan)
     return answer_llm(question, passages, texts, plan, chat_model=chat_model, prompts_dir=prompts_dir,
-                      context_tokens=context_tokens)
+                      context_tokens=context_tokens, reasks=reasks)

@@ -7,10 +7,10 @@ spec/cli-json.md):
   words of ``data/brief_cues.yaml`` map each part of the report to a template field; inside a part, every
   sub-heading or ``一是/二是`` enumeration is a *unit*, and each unit gives one item made of its title and its
   key sentences (numbers, concrete actions, named documents outweigh general phrases).
-* ``llm``: the report's sections go to a chat model with ``prompts/brief.yaml``; every quote the model gives is
-  located in the report (:class:`~ragreports.grounding.QuoteLocator`); an item with a quote that is not found is
-  dropped and counted. A reply that stays invalid after the bounded re-asks degrades to the extractive brief,
-  with a warning.
+* ``llm`` (:mod:`ragreports.brief_llm`): the report's sections go to a chat model with ``prompts/brief.yaml``;
+  every quote the model gives is located in the report (:class:`~ragreports.grounding.QuoteLocator`); an item with
+  a quote that is not found is dropped and counted. A reply that stays invalid after the bounded re-asks degrades
+  to the extractive brief, with a warning.
 
 Every evidence satisfies ``doc.text[start:end] == quote``.
 """
@@ -18,10 +18,7 @@ Every evidence satisfies ``doc.text[start:end] == quote``.
 from __future__ import annotations
 
 import functools
-import json
-import logging
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ragreports.grounding import QuoteLocator
 from ragreports.types import Document, Fact
 
-log = logging.getLogger("ragreports.brief")
-
 FIELDS = ("measures", "leadership", "shortcomings", "next_year", "other")
 CUES_PATH = Path(__file__).parent / "data" / "brief_cues.yaml"
-PROMPT_NAME = "brief"
 
 # ------------------------------------------------------------------------------------------------- template
 
@@ -530,135 +524,51 @@ def _facts(facts: Sequence[Fact]) -> list[FactModel]:
                       end=f.end) for f in facts]
 
 
+def brief_base(doc: Document, facts: Sequence[Fact] = ()) -> dict:
+    """The fields of a :class:`Brief` that do not depend on the engine: ids, metadata and key figures."""
+    return dict(doc_id=doc.doc_id, source=doc.source, meta=_meta(doc), key_figures=_facts(facts))
+
+
+def extractive_brief(doc: Document, facts: Sequence[Fact] = (), *, cues: Cues | None = None,
+                     notes: Sequence[str] = ()) -> Brief:
+    """The brief made by the extractive engine; ``notes`` become its ``warnings`` (e.g. why the llm fell back)."""
+    cues = cues or load_cues()
+    return Brief(**brief_base(doc, facts), **extractive_items(doc.text, cues), warnings=list(notes),
+                 generated_by=GeneratedBy(model="extractive", prompt=f"brief_cues@{cues.version}", engine="extractive"))
+
+
 def summarize(doc: Document, facts: Sequence[Fact] = (), *, engine: str = "extractive", chat_model=None,
               prompts_dir: Path | None = None, reasks: int = 2, context_chars: int = 3500) -> Brief:
     """The standard brief of ``doc``; ``facts`` (from ragreports.facts.extract_facts) become ``key_figures``.
 
-    ``engine="llm"`` needs ``chat_model`` (a ragreports.llm.ChatModel) and ``prompts_dir`` holding brief.yaml.
+    ``engine="llm"`` needs ``chat_model`` (a ragreports.llm.ChatModel) and ``prompts_dir`` holding brief.yaml;
+    it is implemented in :mod:`ragreports.brief_llm`.
     """
-    from ragreports.errors import ConfigError, StructuredOutputError
+    from ragreports.errors import ConfigError
 
     if engine not in ("extractive", "llm"):
         raise ConfigError(f"unknown brief engine {engine!r}; use extractive or llm")
     cues = load_cues()
-    base = dict(doc_id=doc.doc_id, source=doc.source, meta=_meta(doc), key_figures=_facts(facts))
     if engine == "llm":
-        if chat_model is None:
-            raise ConfigError("the llm brief engine needs a chat model: set RAGREPORTS_LLM (e.g. openai:gpt-4o-mini)")
-        try:
-            items, dropped, ref = llm_items(doc.text, chat_model, prompts_dir=prompts_dir, reasks=reasks,
-                                            context_chars=context_chars, cues=cues)
-            return Brief(**base, **items, dropped_items=dropped,
-                         generated_by=GeneratedBy(model=chat_model.name, prompt=ref, engine="llm"))
-        except StructuredOutputError as exc:
-            msg = f"the model's brief could not be parsed ({exc}); fell back to the extractive brief"
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
-            log.warning(msg)
-            fallback = [msg]
-    else:
-        fallback = []
-    return Brief(**base, **extractive_items(doc.text, cues), warnings=fallback,
-                 generated_by=GeneratedBy(model="extractive", prompt=f"brief_cues@{cues.version}", engine="extractive"))
+        from ragreports.brief_llm import llm_brief
+
+        return llm_brief(doc, facts, chat_model=chat_model, prompts_dir=prompts_dir, reasks=reasks,
+                         context_chars=context_chars, cues=cues)
+    return extractive_brief(doc, facts, cues=cues)
 
 
-# ------------------------------------------------------------------------------------------------- llm
+_LLM_NAMES = ("LLMBrief", "LLMItem", "llm_items", "report_parts", "PROMPT_NAME")
 
 
-class LLMItem(BaseModel):
-    """One item as the model writes it: quotes are copied verbatim from the report."""
+def __getattr__(name: str):
+    """The llm engine's names, still importable from here (they live in ragreports.brief_llm, loaded lazily)."""
+    if name in _LLM_NAMES:
+        from ragreports import brief_llm
 
-    topic: str | None = None
-    text: str = Field(min_length=1)
-    quotes: list[str] = Field(min_length=1)
-
-
-class LLMBrief(BaseModel):
-    """The JSON object the brief prompt asks for."""
-
-    measures: list[LLMItem] = Field(default_factory=list)
-    leadership: list[LLMItem] = Field(default_factory=list)
-    shortcomings: list[LLMItem] = Field(default_factory=list)
-    next_year: list[LLMItem] = Field(default_factory=list)
-    other: list[LLMItem] = Field(default_factory=list)
-
-
-def _structured(model, messages: list[dict[str, str]], reasks: int) -> LLMBrief:
-    """An :class:`LLMBrief` from the model via ragreports.llm.complete_structured (parse, validate, re-ask a
-    bounded number of times, then StructuredOutputError); the same loop here if the provider module lacks it."""
-    try:
-        from ragreports.llm import complete_structured
-    except ImportError:
-        complete_structured = None
-    if complete_structured is not None:
-        return complete_structured(model, messages, LLMBrief, reasks=reasks)
-    from ragreports.errors import StructuredOutputError
-
-    last = ""
-    for _ in range(reasks + 1):
-        last = model.complete(messages, json_mode=True)
-        try:
-            m = re.search(r"\{.*\}", last, re.S)
-            if not m:
-                raise ValueError("no JSON object in the reply")
-            return LLMBrief.model_validate(json.loads(m.group(0)))
-        except (ValueError, TypeError) as exc:
-            messages = [*messages, {"role": "assistant", "content": last},
-                        {"role": "user", "content": f"Invalid reply ({str(exc)[:300]}). Return only the JSON object."}]
-    raise StructuredOutputError("brief reply is not a valid JSON object", reasks + 1, last)
-
-
-def report_parts(text: str, max_chars: int) -> list[tuple[int, int]]:
-    """Spans of the report to send one at a time: top-level sections, packed or cut at lines to ``max_chars``."""
-    from ragreports.chunking import parse_outline
-
-    top = min((h.level for h in parse_outline(text)), default=1)
-    cuts = sorted({0, *(h.start for h in parse_outline(text) if h.level == top), len(text)})
-    pieces: list[tuple[int, int]] = []
-    for s, e in zip(cuts, cuts[1:]):
-        while e - s > max_chars:  # cut an overlong section at the last line end (or sentence end) in budget
-            window = text[s:s + max_chars]
-            cut = max(window.rfind("\n"), window.rfind("。"))
-            cut = s + (cut + 1 if cut > max_chars // 4 else max_chars)
-            pieces.append((s, cut))
-            s = cut
-        pieces.append((s, e))
-    parts: list[tuple[int, int]] = []
-    for s, e in pieces:
-        if parts and e - parts[-1][0] <= max_chars:
-            parts[-1] = (parts[-1][0], e)
-        elif text[s:e].strip():
-            parts.append((s, e))
-    return parts
-
-
-def llm_items(text: str, chat_model, *, prompts_dir: Path | None, reasks: int = 2, context_chars: int = 3500,
-              cues: Cues | None = None) -> tuple[dict[str, list[BriefItem]], int, str]:
-    """(items per field, dropped item count, prompt ref) from a chat model; quotes are located, never trusted."""
-    from ragreports.config import REPO_ROOT
-    from ragreports.prompts import load_prompt
-
-    cues = cues or load_cues()
-    prompt = load_prompt(PROMPT_NAME, Path(prompts_dir) if prompts_dir else REPO_ROOT / "prompts")
-    locator = QuoteLocator(text)
-    out: dict[str, list[BriefItem]] = {f: [] for f in FIELDS}
-    dropped = 0
-    for s, e in report_parts(text, context_chars):
-        messages = prompt.messages(topics="、".join(cues.topics), report=text[s:e])
-        reply = _structured(chat_model, messages, reasks)
-        for field in FIELDS:
-            for it in getattr(reply, field):
-                evs = [locator.locate(q, hint=s) for q in it.quotes]
-                if not evs or any(ev is None for ev in evs):
-                    dropped += 1
-                    log.info("dropped a %s item whose quote is not in the report: %r", field, it.quotes)
-                    continue
-                topic = it.topic if it.topic in cues.topics else None
-                if field == "measures" and topic is None:
-                    topic = choose_topic("", (), it.text + " ".join(ev.quote for ev in evs), cues)
-                out[field].append(BriefItem(topic=topic if field == "measures" else None, text=it.text.strip(),
-                                            evidence=[EvidenceModel(**ev.to_dict()) for ev in evs]))
-    return out, dropped, prompt.ref
+        return getattr(brief_llm, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["Brief", "BriefItem", "EvidenceModel", "FactModel", "GeneratedBy", "MetaModel", "LLMBrief", "LLMItem",
-           "summarize", "extractive_items", "llm_items", "report_units", "load_cues", "choose_topic", "substance"]
+           "summarize", "extractive_items", "extractive_brief", "brief_base", "llm_items", "report_units",
+           "load_cues", "choose_topic", "substance"]

@@ -184,7 +184,7 @@ def remove_chrome(lines: list[str]) -> list[str]:
     out: list[str] = []
     continuation: re.Pattern[str] | None = None
     for line in lines:
-        stripped = line.strip(" ")
+        stripped = _SPACE_RUN.sub(" ", line).strip(" ")
         if continuation is not None and stripped and continuation.fullmatch(stripped):
             continue
         continuation = None

@@ -15,7 +15,8 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from ragreports.evaluate import EvalRun
-from ragreports.scoring import FactRef, ReportScore, ratio
+from ragreports.eval_models import FactRef, ReportScore
+from ragreports.scoring import ratio
 
 # metric name -> human label, in display order
 METRIC_LABELS: dict[str, str] = {

@@ -54,15 +54,16 @@ The fake (``FakeChatModel``), exactly:
    and call ``model.complete(..., prompt="answer@1")`` / ``complete_structured(..., prompt="answer@1")``
    (in LangChain: ``model.to_langchain().bind(prompt="answer@1")`` or ``config={"metadata": {"prompt": ...}}``).
    ``FakeRequest`` holds ``messages``, ``prompt``, ``name``, ``json_mode``, ``passages`` (the ``<passage>`` blocks
-   of the last user message), ``schema`` (the JSON Schema found in the messages, or None) and ``attempt``
-   (1, then 2.. on re-asks). ``FakeChatModel(handlers={...})`` overrides the class-wide registry per instance.
+   of the last user message that has any, so re-asks keep them), ``schema`` (the JSON Schema found in the
+   messages, or None) and ``attempt`` (1, then 2.. on re-asks). ``FakeChatModel(handlers={...})`` overrides the
+   class-wide registry for one instance. Register at import time of the stage's module (no side effects).
 3. Default, no handler -- "echo-extractive". Let S be the first sentence (stripped) of the first passage, or of
-   the last user message when it holds no ``<passage>`` blocks. Plain mode returns S. JSON mode returns an
-   object built from the JSON Schema found in the messages (the one ``complete_structured`` appends): every
-   string is S (cut to maxLength), integers/numbers are their minimum or 0, booleans false, arrays hold
-   max(1, minItems) such items, enums/consts take their first value, optional (anyOf null) fields are filled, all
-   properties are present. If there is no schema, or it uses something it can't fill (pattern, format,
-   uniqueItems with >1 item, minLength > len(S)...), it returns ``{}``.
+   the first user message when no user message holds ``<passage>`` blocks. Plain mode returns S. JSON mode
+   returns an object built from the JSON Schema found in the messages (the one ``complete_structured`` appends):
+   every string is S (cut to maxLength), integers/numbers their minimum or 0, booleans false, arrays hold
+   max(1, minItems) such items, enums/consts their first value, optional (anyOf null) fields are filled too, all
+   properties are present. With no schema, or one it can't fill (pattern, format, uniqueItems with >1 item,
+   minLength > len(S)...), it returns ``{}``.
 Token usage of the fake is counted with ``ragreports.tokens.TokenCounter``.
 """
 
@@ -310,12 +311,12 @@ class FakeRequest:
     attempt: int
 
     @property
-    def last_user(self) -> str:
-        return next((m["content"] for m in reversed(self.messages) if m.get("role") == "user"), "")
+    def first_user(self) -> str:
+        return next((m["content"] for m in self.messages if m.get("role") == "user"), "")
 
     def first_sentence(self) -> str:
-        """First sentence of the first passage, or of the last user message if it holds no passages."""
-        return first_sentence(self.passages[0] if self.passages else self.last_user)
+        """First sentence of the first passage, or of the first user message if no message holds passages."""
+        return first_sentence(self.passages[0] if self.passages else self.first_user)
 
 
 Handler = Callable[[FakeRequest], Any]
@@ -469,9 +470,10 @@ class FakeChatModel:
                 raise item
             return item
         name = prompt.split("@", 1)[0] if prompt else None
-        last_user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+        passages = next((ps for m in reversed(messages) if m.get("role") == "user"
+                         for ps in [parse_passages(m.get("content", ""))] if ps), [])
         req = FakeRequest(messages=tuple(dict(m) for m in messages), prompt=prompt, name=name, json_mode=json_mode,
-                          passages=tuple(parse_passages(last_user)), schema=_find_schema(messages),
+                          passages=tuple(passages), schema=_find_schema(messages),
                           attempt=1 + sum(m.get("role") == "assistant" for m in messages))
         handler = self.handlers.get(name) or self._registry.get(name) if name else None
         return _as_text(handler(req)) if handler else fake_default(req)
@@ -729,6 +731,13 @@ class OpenAIChatModel:
 
 
 # -- local GGUF through llama.cpp (xllamacpp) ---------------------------------------------------------------
+def _default_threads() -> int:
+    """Half the usable CPUs: llama.cpp wants physical cores, and oversubscribed OpenMP threads spin (measured 4x
+    slower with 2 threads than 1 on a busy 2-vCPU machine)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return max(1, n // 2)
+
+
 class GGUFServer:
     """An in-process llama.cpp OpenAI-compatible server (xllamacpp) on 127.0.0.1 at a free port."""
 
@@ -758,13 +767,13 @@ class GGUFServer:
         p.hostnames = ["127.0.0.1"]
         p.verbosity = 3 if log.isEnabledFor(logging.DEBUG) else -1
         p.warmup = False
-        if self.threads:
-            p.cpuparams.n_threads = p.cpuparams_batch.n_threads = self.threads
+        p.cpuparams.n_threads = p.cpuparams_batch.n_threads = self.threads or _default_threads()
         t0 = time.perf_counter()
         try:
             self._server = xllamacpp.Server(p)
         except Exception as exc:
-            raise ProviderError(f"llama.cpp could not load {self.path} ({exc}); check it is a chat model GGUF") from None
+            raise ProviderError(f"llama.cpp could not load {self.path} ({exc}); check it is a chat model GGUF "
+                                "that this xllamacpp version supports") from None
         root = self._server.listening_address.rstrip("/")
         self.base_url = root + "/v1"
         atexit.register(self.close)

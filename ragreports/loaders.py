@@ -12,6 +12,7 @@ import codecs
 import functools
 import hashlib
 import io
+import os
 import re
 from collections.abc import Iterable
 from html.parser import HTMLParser
@@ -58,14 +59,13 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, s
 
 
 def _walk(folder: Path) -> list[Path]:
+    """Supported files under ``folder``, sorted by relative path; hidden entries and symlinked folders are not
+    entered (no cycles)."""
     out: list[Path] = []
-    for f in sorted(folder.rglob("*")):
-        rel = f.relative_to(folder).parts
-        if any(part.startswith(".") for part in rel):
-            continue
-        if f.is_file() and f.suffix.lower() in SUPPORTED:
-            out.append(f)
-    return out
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out += [Path(root) / n for n in names if not n.startswith(".") and Path(n).suffix.lower() in SUPPORTED]
+    return sorted(out, key=lambda f: f.relative_to(folder).parts)
 
 
 # -- loading ------------------------------------------------------------------------------------------------
@@ -344,7 +344,6 @@ def html_to_text(markup: str) -> str:
 def _pdf_text(p: Path, data: bytes) -> str:
     try:
         from pypdf import PdfReader
-        from pypdf.errors import PyPdfError
     except ImportError as exc:  # pragma: no cover - pypdf is a declared dependency
         raise LoadError(f"{p}: reading PDF needs the 'pypdf' package; pip install pypdf") from exc
     try:
@@ -354,7 +353,7 @@ def _pdf_text(p: Path, data: bytes) -> str:
         pages = [page.extract_text() or "" for page in reader.pages]
     except LoadError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds of errors on damaged files
         raise LoadError(f"{p}: broken PDF ({type(exc).__name__}: {exc}); re-export or re-download it") from exc
     text = "\n".join(pages)
     if len(re.sub(r"\s+", "", text)) < 10:

@@ -255,7 +255,7 @@ class Workspace:
         texts = {r.doc_id: self.docstore.text(r.doc_id)[0] for r in retrieved}
         ans = answer_question(question, retrieved, texts, plan=self.retriever.last_plan, engine=engine,
                               chat_model=model, prompts_dir=self.settings.prompts_dir,
-                              context_tokens=self.settings.llm_context_tokens)
+                              context_tokens=self.settings.llm_context_tokens, reasks=self.settings.llm_reasks)
         return ans, retrieved
 
     def extract(self, doc: str) -> tuple[Document, list[Fact]]:
@@ -271,4 +271,4 @@ class Workspace:
             raise ConfigError(f"unknown engine {engine!r}; use extractive or llm")
         d, facts = self.extract(doc)
         return summarize(d, facts, engine=engine, chat_model=self.chat_model(required=engine == "llm"),
-                         prompts_dir=self.settings.prompts_dir)
+                         prompts_dir=self.settings.prompts_dir, reasks=self.settings.llm_reasks)

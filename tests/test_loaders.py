@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,15 @@ SENTENCES = [
 ]
 
 
-def _s2t(text: str) -> str:
+@lru_cache(maxsize=1)
+def _opencc_s2t():  # noqa: ANN202
     import opencc
 
-    return opencc.OpenCC("s2t").convert(text)
+    return opencc.OpenCC("s2t")
+
+
+def _s2t(text: str) -> str:
+    return _opencc_s2t().convert(text)
 
 
 def _write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -90,7 +96,7 @@ ENCODINGS = [
 
 
 @pytest.mark.parametrize(("codec", "traditional", "expected"), ENCODINGS)
-@pytest.mark.parametrize("sentence", SENTENCES)
+@pytest.mark.parametrize("sentence", SENTENCES, ids=[f"sentence{i}" for i in range(len(SENTENCES))])
 def test_decode_real_sentences(sentence: str, codec: str, traditional: bool, expected: str) -> None:
     text = _s2t(sentence) if traditional else sentence
     decoded, encoding = decode_text(text.encode(codec))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from ragreports.eval_models import (
+    PredCitation, PredEvidence, PredFact, PredItem, PredQuestion, PredReport, PredResult, PredSummary, Predictions,
+)
 from ragreports.gold import GoldFact, parse_gold
 from ragreports.scoring import (
-    PredCitation, PredEvidence, PredFact, PredItem, PredQuestion, PredReport, PredResult, PredSummary,
-    Predictions, aggregate, cites_quote, contains_quote, evidence_verifies, fact_matches, match_facts,
-    max_bipartite, meta_field_correct, metric_values, names_match, parse_number_answer, retrieved_hit,
-    score_report, score_suite, section_points, states_answer, strip_areas, unit_key, values_equal,
+    aggregate, cites_quote, contains_quote, evidence_verifies, fact_matches, match_facts, max_bipartite,
+    meta_field_correct, metric_values, names_match, parse_number_answer, retrieved_hit, score_report, score_suite,
+    section_points, states_answer, strip_areas, unit_key, values_equal,
 )
 from ragreports.textnorm import quotes_overlap
 

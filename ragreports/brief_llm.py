@@ -1,0 +1,129 @@
+"""The ``llm`` engine of the standard brief (``summarize(..., engine="llm")`` in :mod:`ragreports.brief`).
+
+The report is sent to a chat model with ``prompts/brief.yaml``, one part at a time (top-level sections packed to
+``context_chars``). The reply is parsed and validated as :class:`LLMBrief` by
+:func:`ragreports.llm.complete_structured` (bounded re-asks, then ``StructuredOutputError``). Every quote the
+model gives is located in the report (:class:`~ragreports.grounding.QuoteLocator`); an item with a quote that is
+not found is dropped and counted. A reply that stays invalid after the re-asks degrades to the extractive brief,
+with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from ragreports.brief import (FIELDS, Brief, BriefItem, Cues, EvidenceModel, GeneratedBy, brief_base, choose_topic,
+                              extractive_brief, load_cues)
+from ragreports.grounding import QuoteLocator
+from ragreports.types import Document, Fact
+
+log = logging.getLogger("ragreports.brief")  # the brief's logger, whichever engine writes it
+
+PROMPT_NAME = "brief"
+
+
+class LLMItem(BaseModel):
+    """One item as the model writes it: quotes are copied verbatim from the report."""
+
+    topic: str | None = None
+    text: str = Field(min_length=1)
+    quotes: list[str] = Field(min_length=1)
+
+
+class LLMBrief(BaseModel):
+    """The JSON object the brief prompt asks for."""
+
+    measures: list[LLMItem] = Field(default_factory=list)
+    leadership: list[LLMItem] = Field(default_factory=list)
+    shortcomings: list[LLMItem] = Field(default_factory=list)
+    next_year: list[LLMItem] = Field(default_factory=list)
+    other: list[LLMItem] = Field(default_factory=list)
+
+
+def report_parts(text: str, max_chars: int) -> list[tuple[int, int]]:
+    """Spans of the report to send one at a time: top-level sections, packed or cut at lines to ``max_chars``."""
+    from ragreports.chunking import parse_outline
+
+    top = min((h.level for h in parse_outline(text)), default=1)
+    cuts = sorted({0, *(h.start for h in parse_outline(text) if h.level == top), len(text)})
+    pieces: list[tuple[int, int]] = []
+    for s, e in zip(cuts, cuts[1:]):
+        while e - s > max_chars:  # cut an overlong section at the last line end (or sentence end) in budget
+            window = text[s:s + max_chars]
+            cut = max(window.rfind("\n"), window.rfind("。"))
+            cut = s + (cut + 1 if cut > max_chars // 4 else max_chars)
+            pieces.append((s, cut))
+            s = cut
+        pieces.append((s, e))
+    parts: list[tuple[int, int]] = []
+    for s, e in pieces:
+        if parts and e - parts[-1][0] <= max_chars:
+            parts[-1] = (parts[-1][0], e)
+        elif text[s:e].strip():
+            parts.append((s, e))
+    return parts
+
+
+def llm_items(text: str, chat_model, *, prompts_dir: Path | None, reasks: int = 2, context_chars: int = 3500,
+              cues: Cues | None = None) -> tuple[dict[str, list[BriefItem]], int, str]:
+    """(items per field, dropped item count, prompt ref) from a chat model; quotes are located, never trusted.
+
+    Raises ``StructuredOutputError`` when a part's reply stays invalid after ``reasks`` re-asks.
+    """
+    from ragreports.config import REPO_ROOT
+    from ragreports.llm import complete_structured
+    from ragreports.prompts import load_prompt
+
+    cues = cues or load_cues()
+    prompt = load_prompt(PROMPT_NAME, Path(prompts_dir) if prompts_dir else REPO_ROOT / "prompts")
+    locator = QuoteLocator(text)
+    out: dict[str, list[BriefItem]] = {f: [] for f in FIELDS}
+    dropped = 0
+    for s, e in report_parts(text, context_chars):
+        messages = prompt.messages(topics="、".join(cues.topics), report=text[s:e])
+        reply = complete_structured(chat_model, messages, LLMBrief, reasks=reasks)
+        for field in FIELDS:
+            for it in getattr(reply, field):
+                evs = [locator.locate(q, hint=s) for q in it.quotes]
+                if not evs or any(ev is None for ev in evs):
+                    dropped += 1
+                    log.info("dropped a %s item whose quote is not in the report: %r", field, it.quotes)
+                    continue
+                topic = it.topic if it.topic in cues.topics else None
+                if field == "measures" and topic is None:
+                    topic = choose_topic("", (), it.text + " ".join(ev.quote for ev in evs), cues)
+                out[field].append(BriefItem(topic=topic if field == "measures" else None, text=it.text.strip(),
+                                            evidence=[EvidenceModel(**ev.to_dict()) for ev in evs]))
+    return out, dropped, prompt.ref
+
+
+def llm_brief(doc: Document, facts: Sequence[Fact] = (), *, chat_model, prompts_dir: Path | None = None,
+              reasks: int = 2, context_chars: int = 3500, cues: Cues | None = None) -> Brief:
+    """The standard brief of ``doc`` written by ``chat_model``; called by ``summarize(..., engine="llm")``.
+
+    If a reply stays invalid after the re-asks, the extractive brief is returned instead, with a RuntimeWarning
+    (attributed to the caller of ``summarize``) and the same message in ``Brief.warnings``.
+    """
+    from ragreports.errors import ConfigError, StructuredOutputError
+
+    if chat_model is None:
+        raise ConfigError("the llm brief engine needs a chat model: set RAGREPORTS_LLM (e.g. openai:gpt-4o-mini)")
+    cues = cues or load_cues()
+    try:
+        items, dropped, ref = llm_items(doc.text, chat_model, prompts_dir=prompts_dir, reasks=reasks,
+                                        context_chars=context_chars, cues=cues)
+    except StructuredOutputError as exc:
+        msg = f"the model's brief could not be parsed ({exc}); fell back to the extractive brief"
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)  # llm_brief <- summarize <- its caller
+        log.warning(msg)
+        return extractive_brief(doc, facts, cues=cues, notes=[msg])
+    return Brief(**brief_base(doc, facts), **items, dropped_items=dropped,
+                 generated_by=GeneratedBy(model=chat_model.name, prompt=ref, engine="llm"))
+
+
+__all__ = ["LLMBrief", "LLMItem", "PROMPT_NAME", "llm_brief", "llm_items", "report_parts"]
