@@ -14,6 +14,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def default_prompts_dir() -> Path:
+    """The project's prompts/ in a source checkout; the copy packaged as ragreports/prompts_data in a wheel."""
+    here = REPO_ROOT / "prompts"
+    return here if here.is_dir() else Path(__file__).resolve().parent / "prompts_data"
+
+
 def default_home() -> Path:
     from platformdirs import user_data_dir
 
@@ -51,7 +57,7 @@ class Settings(BaseSettings):
     tokenizer: str = Field("cl100k_base", description="tiktoken encoding used to measure tokens")
 
     k: int = Field(5, ge=1, le=100, description="Passages retrieved per question")
-    prompts_dir: Path = Field(REPO_ROOT / "prompts")
+    prompts_dir: Path = Field(default_factory=default_prompts_dir)
     cache_dir: Path = Field(default_factory=lambda: default_cache_root(),
                             description="Embedding and tokenizer caches (shared by every index)")
 
