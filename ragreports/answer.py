@@ -8,11 +8,11 @@ Two engines behind :func:`answer_question`:
   ``由…担任`` role) and the passage's retrieval rank. The answer starts with the answer (``13311项。…``,
   ``2025年1月1日。…``, ``局党组书记、局长。…``) and cites the sentence it came from. Below a calibrated score,
   or when a number question finds no number with a compatible unit, it refuses.
-* ``llm``: the passages are packed under a token budget into ``prompts/answer.yaml`` as numbered, delimited data;
-  the model returns JSON ``{answer, quotes, refused}``; every quote is located in the report text (exact, then
-  normalised, then fuzzy) and must lie in a passage it was given; only verified quotes become citations, and every
-  quantity the answer states must be stated by one of them. Otherwise, or with no valid JSON after the bounded
-  re-asks: refusal. Never a crash, never an ungrounded claim.
+* ``llm`` (:mod:`ragreports.answer_llm`): the passages are packed under a token budget into
+  ``prompts/answer.yaml`` as numbered, delimited data; the model returns JSON ``{answer, quotes, refused}``; every
+  quote is located in the report text (exact, then normalised, then fuzzy) and must lie in a passage it was given;
+  only verified quotes become citations, and every quantity the answer states must be stated by one of them.
+  Otherwise, or with no valid JSON after the bounded re-asks: refusal. Never a crash, never an ungrounded claim.
 
 Passage text is data: sentences that read like instructions to a model (``忽略以上指令…``) are never answers or
 citations, in either engine. Rules are data in ``ragreports/data/answer_rules.yaml``.
@@ -30,9 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from ragreports.errors import ConfigError, StructuredOutputError
+from ragreports.errors import ConfigError
 from ragreports.grounding import QuoteLocator
 from ragreports.query import QueryPlan, understand
 from ragreports.types import Answer, Citation, SearchResult
@@ -403,135 +401,6 @@ def answer_extractive(question: str, passages: Sequence[SearchResult], texts: Ma
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# LLM engine
-# ---------------------------------------------------------------------------------------------------------------
-
-
-class LLMQuote(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    passage: int | None = None
-    text: str
-
-
-class LLMReply(BaseModel):
-    """What the model must return (prompts/answer.yaml). Quotes may be strings or {passage, text} objects."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    answer: str = ""
-    quotes: list[LLMQuote] = Field(default_factory=list)
-    refused: bool = False
-
-    @field_validator("quotes", mode="before")
-    @classmethod
-    def _quotes(cls, v):
-        if v is None:
-            return []
-        if not isinstance(v, list):
-            raise ValueError("quotes must be a list of strings or {passage, text} objects")
-        out = []
-        for q in v:
-            if isinstance(q, str):
-                out.append({"text": q})
-            elif isinstance(q, dict):
-                out.append({"passage": q.get("passage"), "text": q.get("text") or q.get("quote") or ""})
-            else:
-                raise ValueError("each quote must be a string or an object with passage and text")
-        return out
-
-
-_FRAME = re.compile(r"<(/?)passage", re.I)
-
-
-def pack_passages(passages: Sequence[SearchResult], budget: int, counter) -> tuple[str, str, list[SearchResult]]:
-    """The passages for the prompt, within ``budget`` tokens of passage text (ragreports.llm.pack_passages: the
-    last kept passage is cut at a sentence end, a first passage too long is cut, never dropped).
-
-    Returns the numbered ``<passage id="N">`` blocks (ragreports.llm.format_passages), their sources (one line per
-    passage: file and section) and the kept passages with their ``text``/``end`` cut to what the model saw. Passage
-    tags inside passage text are defused so a passage cannot close its frame."""
-    from ragreports.llm import format_passages
-    from ragreports.llm import pack_passages as pack
-
-    kept = pack([_FRAME.sub(r"‹\1passage", p.text) for p in passages], budget, counter)
-    used = [dataclasses.replace(p, text=p.text[: len(k)], end=p.start + len(k)) for p, k in zip(passages, kept)]
-    sources = "\n".join(f"[{i}] {Path(p.source).name}" + (f" ｜ {p.section}" if p.section else "")
-                         for i, p in enumerate(used, 1))
-    return format_passages(kept), sources, used
-
-
-def _verify_quotes(quotes: Sequence[LLMQuote], used: Sequence[SearchResult], texts: Mapping[str, str]
-                   ) -> list[Citation]:
-    """Locate each quote in the document of its passage (then of the others); keep those inside a given passage
-    and not instruction-like."""
-    locators: dict[str, QuoteLocator] = {}
-    out: list[Citation] = []
-    for q in quotes:
-        quote = q.text.strip()
-        if not quote or is_injection(quote):
-            continue
-        order = list(used)
-        if q.passage is not None and 1 <= q.passage <= len(used):
-            order.insert(0, order.pop(q.passage - 1))
-        for p in order:
-            if (text := texts.get(p.doc_id)) is None:
-                continue
-            ev = locators.setdefault(p.doc_id, QuoteLocator(text)).locate(quote, hint=p.start)
-            if ev is None or is_injection(ev.quote):
-                continue
-            inside = [u for u in used if u.doc_id == p.doc_id and ev.start < u.end and ev.end > u.start]
-            if inside:
-                c = Citation(p.doc_id, p.source, inside[0].section, ev.quote, ev.start, ev.end)
-                if c not in out:
-                    out.append(c)
-                break
-    return out
-
-
-def _numbers_grounded(answer: str, citations: Sequence[Citation]) -> bool:
-    """Every quantity the answer states (years aside) is stated by one of the verified quotes."""
-    from ragreports.numbers import iter_quantities
-
-    quoted = {(q.value, q.unit) for c in citations for q in iter_quantities(c.quote)}
-    return all((q.value, q.unit) in quoted for q in iter_quantities(answer) if q.unit != "年")
-
-
-def answer_llm(question: str, passages: Sequence[SearchResult], texts: Mapping[str, str], plan: QueryPlan, *,
-               chat_model, prompts_dir: Path | None, context_tokens: int, reasks: int = 2) -> Answer:
-    """LLM engine: a JSON answer from numbered passages; only verified quotes become citations."""
-    from ragreports.config import REPO_ROOT
-    from ragreports.llm import complete_structured
-    from ragreports.prompts import load_prompt
-    from ragreports.tokens import TokenCounter
-
-    if chat_model is None:
-        raise ConfigError("engine 'llm' needs a chat model: set RAGREPORTS_LLM (e.g. openai:gpt-4o-mini) or use "
-                          "the extractive engine")
-    prompt = load_prompt("answer", Path(prompts_dir) if prompts_dir else REPO_ROOT / "prompts")
-    if not passages or plan.out_of_scope:
-        return _refusal(question, "llm", prompt.ref)
-    block, sources, used = pack_passages(passages, context_tokens, TokenCounter())
-    messages = prompt.messages(question=question, passages=block, sources=sources)
-    try:
-        reply = complete_structured(chat_model, messages, LLMReply, reasks=reasks, prompt=prompt.ref,
-                                    prompts_dir=prompts_dir)
-    except StructuredOutputError as exc:
-        log.warning("LLM answer refused: %s", exc)
-        return _refusal(question, "llm", prompt.ref)
-    if reply.refused or not reply.answer.strip() or is_injection(reply.answer):
-        return _refusal(question, "llm", prompt.ref)
-    citations = _verify_quotes(reply.quotes, used, texts)
-    if not citations:
-        log.info("LLM answer refused: none of its %d quote(s) could be located in the passages", len(reply.quotes))
-        return _refusal(question, "llm", prompt.ref)
-    if not _numbers_grounded(reply.answer, citations):
-        log.info("LLM answer refused: it states a quantity none of its verified quotes states")
-        return _refusal(question, "llm", prompt.ref)
-    return Answer(question, _trim(reply.answer, 300), False, tuple(citations), "llm", prompt.ref)
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # entry point
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -550,5 +419,19 @@ def answer_question(question: str, passages: list[SearchResult], texts: Mapping[
         plan = understand(question, [])
     if engine == "extractive":
         return answer_extractive(question, passages, texts, plan)
+    from ragreports.answer_llm import answer_llm
+
     return answer_llm(question, passages, texts, plan, chat_model=chat_model, prompts_dir=prompts_dir,
                       context_tokens=context_tokens, reasks=reasks)
+
+
+_LLM_NAMES = ("LLMQuote", "LLMReply", "answer_llm", "pack_passages")
+
+
+def __getattr__(name: str):
+    """The llm engine's names, still importable from here (they live in ragreports.answer_llm, loaded lazily)."""
+    if name in _LLM_NAMES:
+        from ragreports import answer_llm
+
+        return getattr(answer_llm, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

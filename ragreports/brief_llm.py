@@ -75,18 +75,20 @@ def llm_items(text: str, chat_model, *, prompts_dir: Path | None, reasks: int = 
 
     Raises ``StructuredOutputError`` when a part's reply stays invalid after ``reasks`` re-asks.
     """
-    from ragreports.config import REPO_ROOT
+    from ragreports.config import default_prompts_dir
     from ragreports.llm import complete_structured
     from ragreports.prompts import load_prompt
 
     cues = cues or load_cues()
-    prompt = load_prompt(PROMPT_NAME, Path(prompts_dir) if prompts_dir else REPO_ROOT / "prompts")
+    pdir = Path(prompts_dir) if prompts_dir else default_prompts_dir()
+    prompt = load_prompt(PROMPT_NAME, pdir)
     locator = QuoteLocator(text)
     out: dict[str, list[BriefItem]] = {f: [] for f in FIELDS}
     dropped = 0
     for s, e in report_parts(text, context_chars):
         messages = prompt.messages(topics="、".join(cues.topics), report=text[s:e])
-        reply = complete_structured(chat_model, messages, LLMBrief, reasks=reasks)
+        reply = complete_structured(chat_model, messages, LLMBrief, reasks=reasks, prompt=prompt.ref,
+                                    prompts_dir=pdir)
         for field in FIELDS:
             for it in getattr(reply, field):
                 evs = [locator.locate(q, hint=s) for q in it.quotes]

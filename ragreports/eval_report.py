@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from ragreports.evaluate import EvalRun
 from ragreports.eval_models import FactRef, ReportScore
+from ragreports.evaluate import EvalRun
 from ragreports.scoring import ratio
 
 # metric name -> human label, in display order

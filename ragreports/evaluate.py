@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ragreports.config import Settings
 from ragreports.errors import ConfigError, GoldFormatError, RagReportsError
-from ragreports.gold import Suite, load_suite
 from ragreports.eval_models import Predictions, ReportScore, Scores
+from ragreports.gold import Suite, load_suite
 from ragreports.scoring import contains_quote, metric_values, score_suite
 
 log = logging.getLogger("ragreports.evaluate")

@@ -56,11 +56,19 @@ def _t2s():
     return opencc.OpenCC("t2s")
 
 
+_SURROGATE = re.compile(r"([\ud800-\udfff])")
+
+
 def to_simplified(text: str) -> str:
-    """Traditional -> Simplified. Length-preserving in practice; callers that need offsets check it."""
+    """Traditional -> Simplified. Length-preserving in practice; callers that need offsets check it.
+    Lone surrogates (never produced by our decoders, but possible in str input) pass through unchanged."""
     if not text:
         return text
-    return _t2s().convert(text)
+    try:
+        return _t2s().convert(text)
+    except UnicodeEncodeError:
+        parts = _SURROGATE.split(text)
+        return "".join(p if _SURROGATE.fullmatch(p) else (_t2s().convert(p) if p else p) for p in parts)
 
 
 def to_simplified_aligned(text: str) -> str:

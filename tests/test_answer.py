@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ragreports.answer import REFUSAL, answer_question, is_injection, pack_passages
+from ragreports.answer import REFUSAL, answer_question, is_injection
+from ragreports.answer_llm import pack_passages
 from ragreports.chunking import chunk_document
 from ragreports.errors import ConfigError, ProviderError
 from ragreports.llm import FakeChatModel

@@ -247,9 +247,12 @@ class ScriptedModel:
         self.name = name
         self.replies = list(replies)
         self.calls: list[list[dict[str, str]]] = []
+        self.prompts: list[str | None] = []
 
-    def complete(self, messages, *, json_mode: bool = False, max_tokens: int | None = None) -> str:
+    def complete(self, messages, *, json_mode: bool = False, max_tokens: int | None = None,
+                 prompt: str | None = None) -> str:
         self.calls.append(messages)
+        self.prompts.append(prompt)
         return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
 
     def to_langchain(self):
@@ -278,6 +281,7 @@ def test_llm_items_are_verified_and_fabrications_dropped():
     assert brief.dropped_items == 1
     assert brief.generated_by.model == "scripted:test" and brief.generated_by.engine == "llm"
     assert brief.generated_by.prompt == "brief@1"
+    assert model.prompts == ["brief@1"]  # the call itself carries the prompt version (logs, fake handlers)
     assert_verified(brief, FULL)
     assert [it.text for it in brief.measures] == ["办理处罚案件23件", "普法活动"]
     # a Traditional-script quote is located in the Simplified text: the evidence is the report's own span
