@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal, Optional
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import example, given, settings as hsettings, strategies as st
 from pydantic import BaseModel, Field
 
 from ragreports.config import Settings
@@ -272,29 +272,44 @@ def test_default_fake_returns_empty_object_for_unfillable_schema():
 def test_registered_handler_by_prompt_name_with_request_fields():
     seen: list[FakeRequest] = []
 
-    @FakeChatModel.register_handler("probe")
-    def _probe(req: FakeRequest):
+    def _probe(req: FakeRequest):  # records what it sees; the checks are below, not inside the model call
         seen.append(req)
         if req.attempt == 1:
             return "not json"
-        return {"answer": req.first_sentence(), "quotes": [req.passages[1]]}
+        return {"answer": req.first_sentence(), "quotes": list(req.passages[-1:]) or ["(no passages)"]}
 
-    try:
+    with FakeChatModel.temporary_handler("probe", _probe):
         out = complete_structured(FakeChatModel(), passage_messages(), Answer, prompt="probe@3")
-        assert out == Answer(answer="全年办理行政复议案件12件。", quotes=["第二段内容。"])
         assert [r.attempt for r in seen] == [1, 2]
         assert seen[0].name == "probe" and seen[0].prompt == "probe@3" and seen[0].json_mode
-        assert seen[0].passages == tuple(PASSAGES)
+        # the re-ask's last user message is the correction: the passages still come from the earlier one
+        assert seen[0].passages == seen[1].passages == tuple(PASSAGES)
         assert seen[0].schema["properties"].keys() == {"answer", "quotes"}
+        assert out == Answer(answer="全年办理行政复议案件12件。", quotes=["第二段内容。"])
         # an instance handler wins over the registry; other prompt names fall back to the default
         inst = FakeChatModel(handlers={"probe": lambda req: "instance"})
         assert inst.complete(USER, prompt="probe@1") == "instance"
         assert FakeChatModel().complete(passage_messages(), prompt="other@1") == "全年办理行政复议案件12件。"
-    finally:
-        FakeChatModel.unregister_handler("probe")
     assert FakeChatModel().complete(passage_messages(), prompt="probe@3") == "全年办理行政复议案件12件。"
     with pytest.raises(ValueError):
         FakeChatModel.register_handler("probe@1", lambda r: "")
+
+
+def test_temporary_handler_restores_what_was_registered_before():
+    """The registry is process-wide: a temporary handler must not remove a handler a stage registered."""
+    name = "temporary-handler-test"
+    assert FakeChatModel().complete(USER, prompt=f"{name}@1") == "hi"  # nothing registered: the default echoes
+    FakeChatModel.register_handler(name, lambda req: "stage")
+    try:
+        with FakeChatModel.temporary_handler(name, lambda req: "test"):
+            assert FakeChatModel().complete(USER, prompt=f"{name}@1") == "test"
+        assert FakeChatModel().complete(USER, prompt=f"{name}@1") == "stage"
+        with pytest.raises(RuntimeError), FakeChatModel.temporary_handler(name, lambda req: "test"):
+            raise RuntimeError("the block fails")
+        assert FakeChatModel().complete(USER, prompt=f"{name}@1") == "stage"
+    finally:
+        FakeChatModel.unregister_handler(name)
+    assert FakeChatModel().complete(USER, prompt=f"{name}@1") == "hi"
 
 
 # -- structured output -------------------------------------------------------------------------------------------
@@ -379,15 +394,40 @@ def test_pack_passages_hard_cuts_when_no_sentence_fits():
     assert pack_passages([], 100, len) == []
 
 
+@pytest.mark.parametrize("passages, budget, expect", [
+    (["a", ""], 0, []),             # CI's example: nothing fits in no budget
+    (["", "a"], 0, []),             # ... not even an empty passage (it used to give [""])
+    ([""], 0, []),
+    (["ab"], -3, []),
+    (["a", ""], 1, ["a", ""]),      # with room, an empty passage fits (it costs nothing) and keeps its place
+    (["", "abc"], 1, ["", "a"]),    # a leading empty passage does not stop the hard cut of the first text
+    (["ab。cd", "ef"], 4, ["ab。"]),  # sentence cut; a later passage is never hard-cut
+    (["ab", "cd"], 3, ["ab"]),
+])
+def test_pack_passages_edge_cases(passages, budget, expect):
+    assert pack_passages(passages, budget, len) == expect
+
+
 @hsettings(max_examples=150, deadline=None)
-@given(st.lists(st.text(alphabet="甲乙丙。！？；\n ab", min_size=0, max_size=40), max_size=6), st.integers(0, 120))
+@given(st.lists(st.text(alphabet="甲乙丙。！？；\n ab", min_size=0, max_size=40), max_size=6), st.integers(-2, 120))
+@example(passages=["a", ""], budget=0)
+@example(passages=["", "a"], budget=0)
+@example(passages=["", "abc"], budget=1)
 def test_pack_passages_properties(passages, budget):
     out = pack_passages(passages, budget, len)
-    assert sum(len(p) for p in out) <= budget
+    assert sum(len(p) for p in out) <= budget or out == []
     assert len(out) <= len(passages)
     for i, p in enumerate(out):
-        assert passages[i].startswith(p)
+        assert passages[i].startswith(p)  # positional: out[i] is a prefix of passages[i]
     assert out[:-1] == passages[: max(len(out) - 1, 0)]  # only the last kept passage may be cut
+    if budget <= 0:
+        assert out == []
+    elif sum(len(p) for p in passages) <= budget:
+        assert out == passages
+    first_text = next((i for i, p in enumerate(passages) if p.strip()), None)
+    if budget > 0 and first_text is not None and passages[first_text][:1].strip() and \
+            sum(len(p) for p in passages[:first_text]) == 0:
+        assert len(out) > first_text and out[first_text]  # a first passage too long is cut, never dropped
 
 
 @given(st.text(max_size=80))
@@ -522,13 +562,10 @@ def test_langchain_chain_with_fake():
     assert chain.invoke(values) == "全年办理行政复议案件12件。"
     assert isinstance(fake.calls[-1], CallRecord) and fake.calls[-1].prompt_tokens > 0
 
-    FakeChatModel.register_handler("qa", lambda req: f"handled {req.prompt} {len(req.passages)}")
-    try:
+    with FakeChatModel.temporary_handler("qa", lambda req: f"handled {req.prompt} {len(req.passages)}"):
         assert chain.invoke(values, config={"metadata": {"prompt": QA.ref}}) == "handled qa@2 2"
         bound = QA.to_langchain() | fake.to_langchain().bind(prompt="qa@2") | StrOutputParser()
         assert bound.invoke(values) == "handled qa@2 2"
-    finally:
-        FakeChatModel.unregister_handler("qa")
 
 
 def test_langchain_chain_with_openai_compatible_server(stub):
