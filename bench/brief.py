@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _read(path: Path) -> str:
     try:
-        from ragreports.loaders import load  # type: ignore[attr-defined]
+        from ragreports.loaders import load_file as load  # type: ignore[attr-defined]
 
         return load(path).text
     except Exception:  # noqa: BLE001 - the loader may not exist yet: plain UTF-8 is enough for the dev suite

@@ -49,7 +49,7 @@ _SCRIPT = re.compile(r"<(script|style|noscript)\b[^<>]*>.*?</\1\s*>", re.S | re.
 _TAG = re.compile(rf"</?(?:(?:{_TAG_NAMES})|[a-zA-Z]+:[a-zA-Z]+)\b(?:\s[^<>]*)?/?>", re.I)
 _BLOCK_TAG = re.compile(rf"</?(?:{'|'.join(sorted(BLOCK_TAGS, key=len, reverse=True))})\b", re.I)
 # A closing tag whose "<" was swallowed by a lossy re-encoding: "科技局?/span>".
-_TAG_REMNANT = re.compile(rf"(?<![<\w])/(?:{_TAG_NAMES})\s*>", re.I)
+_TAG_REMNANT = re.compile(rf"(?<![<A-Za-z0-9])/(?:{_TAG_NAMES})\s*>", re.I)
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});|&nbsp(?![a-zA-Z0-9;])")
 
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")

@@ -260,8 +260,15 @@ def _html_text(p: Path, data: bytes) -> tuple[str, str]:
 
 
 def _decode_html(p: Path, data: bytes) -> tuple[str, str]:
-    """Decode HTML bytes: a BOM wins, then the declared <meta charset>, then detection."""
+    """Decode HTML bytes: a BOM wins, then valid UTF-8 (pages re-saved as UTF-8 often keep their old
+    ``charset=gb2312``), then the declared <meta charset>, then detection."""
     if not any(data.startswith(bom) for bom, _ in _BOMS):
+        try:
+            text = data.decode("utf-8")
+            if not _has_controls(text):
+                return text, "utf-8"
+        except UnicodeDecodeError:
+            pass
         m = _META_CHARSET.search(data[:4096])
         if m:
             declared = m.group(1).decode("ascii").lower()

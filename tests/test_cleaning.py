@@ -88,6 +88,7 @@ CHROME = [
     pytest.param("正文\n- 3 -\n续文\n— 12 —\n第2页 共10页", "正文\n续文", id="pdf-page-numbers"),
     pytest.param("发布时间：2020-03-01浏览次数：88来源：本站", "发布时间：2020-03-01 来源：本站", id="glued-counter"),
     pytest.param("<p>正文</p><script>var x=1;</script><div>第二段</div>", "正文\n\n第二段", id="html-tags"),
+    pytest.param("科技局/span>法治政府</p>建设<br/>领导<o:p></o:p>小组", "科技局法治政府\n建设\n领导小组", id="tag-remnants"),
     pytest.param("&lt;p&gt;正文&amp;附件&nbsp;&#12288;结束", "正文&附件 结束", id="entities"),
     pytest.param("第一行\r\n第二行\r第三行", "第一行\n第二行\n第三行", id="line-endings"),
     pytest.param("全面\u3000\u3000推进\t\t依法行政", "全面 推进 依法行政", id="space-runs"),
@@ -144,6 +145,26 @@ def test_chrome_patterns_file_is_documented_data() -> None:
             re.compile(item["pattern"])
     assert chrome_rules() is chrome_rules()  # loaded once
     assert len(chrome_rules().lines) == len(raw["lines"])
+
+
+ADVERSARIAL_PIECES = ["首页 > ", "> 计划 ", "政务公开 > ", "微信 ", "微信扫一扫", "打印 | ", "【打印】 ", "字号:[ ] ",
+                      "浏览次数: ", "- ", "第 ", "作者: ", "版权所有 ", "当前位置:", "首页 政务 ", "? ", "【 "]
+
+
+@pytest.mark.parametrize("piece", ADVERSARIAL_PIECES)
+def test_chrome_patterns_run_in_linear_time(piece: str) -> None:
+    """No catastrophic backtracking: a long line of near-chrome that fails at its very end stays fast."""
+    import time
+
+    rules = chrome_rules()
+    line = re.sub(" +", " ", piece * 200 + "x。").strip()
+    start = time.perf_counter()
+    for rule in rules.lines:
+        rule.pattern.fullmatch(line)
+    for fragment in rules.fragments:
+        fragment.sub(" ", line)
+    clean(line)
+    assert time.perf_counter() - start < 1.0
 
 
 def test_no_pattern_names_a_dev_report() -> None:

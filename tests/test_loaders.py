@@ -222,6 +222,12 @@ def test_html_wrong_declaration_falls_back_to_detection(tmp_path: Path) -> None:
     assert (doc.encoding, doc.text) == ("gb18030", SENTENCES[0])
 
 
+def test_html_resaved_as_utf8_with_stale_declaration(tmp_path: Path) -> None:
+    page = '<meta http-equiv="Content-Type" content="text/html; charset=gb2312"><p>{}</p>'.format(SENTENCES[2])
+    doc = load_file(_write(tmp_path, "page.html", page.encode("utf-8")))
+    assert (doc.encoding, doc.text) == ("utf-8", SENTENCES[2])
+
+
 def test_html_unclosed_head_and_pre() -> None:
     text = html_to_text("<html><head><title>t</title><body><p>正文</p><pre>第一行\n  第二行</pre></body>")
     assert text == "正文\n第一行\n第二行"  # <pre> keeps its line breaks
