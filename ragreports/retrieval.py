@@ -1,23 +1,66 @@
 """Hybrid, series-aware retrieval: dense (Chroma) + BM25 (jieba), fused by reciprocal rank fusion.
 
 A question that names a year or an issuer/region is routed to the matching reports (filter when unambiguous,
-boost otherwise) by :mod:`ragreports.query`. Explicit filters (doc, year, issuer) always win. A query that yields
-no BM25 tokens is logged: we never silently degrade to dense-only.
+preference otherwise) by :mod:`ragreports.query`. Preferred reports are searched on their own first, so they are
+found however large the index is, and their passages rank ahead of the rest. Explicit filters (doc, year, issuer)
+always win. A query that yields no BM25 tokens is logged: we never silently degrade to dense-only.
+
+The two rankers see the question differently. BM25 gets all of it (exact years, names and counts are what it is
+good at). The dense encoder gets the question without the routing cues :func:`ragreports.query.understand` found
+(the issuer/region mentions and the years, outside quoted titles): once routing has chosen the report, those words
+no longer tell its passages apart, and in a small encoder they drown the content words, pulling the query towards
+whichever passage repeats the bureau's name (measured on the dev suite with e5-small: dense recall@5 0.83 -> 0.98).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ragreports.store import DocRecord, DocStore, LexicalIndex, VectorIndex, lexical_terms
 from ragreports.textnorm import match_key, to_simplified
-from ragreports.types import SearchResult
+from ragreports.types import Meta, SearchResult
 
 log = logging.getLogger("ragreports.retrieval")
 
 RRF_K = 60
-BOOST = 1.0 / (RRF_K + 1)  # a routed document gains as much as one extra first-rank vote
+BOOST = 1.0 / (RRF_K + 1)  # added to the scores of a preferred document's passages (they rank first anyway)
+
+ChunkId = tuple[str, int]
+_QUOTED = re.compile(r"“[^”]{1,80}”|《[^》]{1,80}》|「[^」]{1,80}」|『[^』]{1,80}』|\"[^\"]{1,80}\"")
+_YEAR = r"(?<![0-9])(?:19|20)[0-9]{2}\s*年度?|[〇零一二三四五六七八九]{4}\s*年度?"
+_CONTENT = re.compile(r"[\u3400-\u9fffA-Za-z0-9]")
+
+
+def rrf_fuse(rankings: Iterable[Sequence[tuple[ChunkId, float]]], k: int = RRF_K) -> dict[ChunkId, float]:
+    """Reciprocal rank fusion: each ranking gives its item at rank r (0-based) ``1 / (k + r + 1)``."""
+    fused: dict[ChunkId, float] = {}
+    for ranking in rankings:
+        for rank, (cid, _) in enumerate(ranking):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (k + rank + 1)
+    return fused
+
+
+def dense_query(text: str, places: Sequence[str]) -> str:
+    """The question for the dense encoder: ``text`` without the place/issuer mentions ``places`` and the years,
+    except inside quoted titles (《常州市科技创新促进条例》 stays whole). Falls back to ``text`` when fewer than
+    two content characters would be left."""
+    protected = [m.span() for m in _QUOTED.finditer(text)]
+    alts = [re.escape(p) for p in sorted({p for p in places if p}, key=len, reverse=True)] + [_YEAR]
+    out: list[str] = []
+    pos = 0
+    for m in re.finditer("|".join(alts), text):
+        if any(s <= m.start() < e for s, e in protected):
+            continue
+        out += [text[pos:m.start()], " "]
+        pos = m.end()
+    if not out:
+        return text
+    out.append(text[pos:])
+    stripped = re.sub(r"\s+", " ", "".join(out)).strip()
+    return stripped if len(_CONTENT.findall(stripped)) >= 2 else text
 
 
 @dataclass(frozen=True)
@@ -35,6 +78,17 @@ class Retriever:
     embedder: object
     route: bool = True
     last_plan: object | None = field(default=None, repr=False)
+    _docs: tuple[int, list[DocRecord], tuple[tuple[str, Meta], ...]] | None = field(default=None, repr=False,
+                                                                                   init=False)
+
+    def ready_docs(self) -> tuple[list[DocRecord], tuple[tuple[str, Meta], ...]]:
+        """The ready documents and their (doc_id, meta) pairs, re-read only when the index generation changed
+        (any ingest, delete or reset bumps it, in this process or another)."""
+        gen = self.docstore.generation
+        if self._docs is None or self._docs[0] != gen:
+            docs = self.docstore.list()
+            self._docs = (gen, docs, tuple((d.doc_id, d.meta) for d in docs))
+        return self._docs[1], self._docs[2]
 
     def allowed_docs(self, filters: SearchFilters, docs: list[DocRecord]) -> set[str] | None:
         allowed = None
@@ -51,46 +105,54 @@ class Retriever:
 
     def search(self, query: str, k: int = 5, filters: SearchFilters = SearchFilters(), fetch: int | None = None
                ) -> list[SearchResult]:
-        docs = self.docstore.list()
+        """The ``k`` best passages for ``query``: dense and BM25 rankings (``fetch`` each, default
+        ``max(50, 10k)``) fused by RRF, inside the explicit ``filters`` or else the routed documents. Passages of
+        documents routing only prefers (``boost_doc_ids``: a year alone, a higher-level area) come first; other
+        documents fill the remaining places."""
+        docs, names = self.ready_docs()
         if not docs:
             return []
         q = to_simplified(query.strip())
         allowed = self.allowed_docs(filters, docs)
         boost: set[str] = set()
         self.last_plan = None
-        if self.route and filters == SearchFilters():
+        places: Sequence[str] = ()
+        if self.route:
             from ragreports.query import understand
 
-            plan = understand(q, [(d.doc_id, d.meta) for d in docs])
-            self.last_plan = plan
-            if plan.doc_ids:
-                allowed = set(plan.doc_ids)
-            boost = set(plan.boost_doc_ids or ())
+            plan = understand(q, names)
+            places = plan.places
+            if filters == SearchFilters():  # explicit filters win over routing
+                self.last_plan = plan
+                if plan.doc_ids:
+                    allowed = set(plan.doc_ids)
+                boost = set(plan.boost_doc_ids or ())
         if allowed is not None and not allowed:
             return []
         n = fetch or max(50, 10 * k)
-        dense = self.vectors.query(self.embedder.embed_query(q), n, allowed)
+        vector = self.embedder.embed_query(dense_query(q, places) if self.route else q)
         terms = lexical_terms(q)
         if not terms:
             log.warning("query %r yields no BM25 tokens; ranking by dense similarity only", query)
-        lex = self.lexical.query(terms, n, allowed)
-        fused: dict[tuple[str, int], float] = {}
-        for ranking in (dense, lex):
-            for rank, (cid, _) in enumerate(ranking):
-                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
-        for cid in fused:
-            if cid[0] in boost:
-                fused[cid] += BOOST
         ready = {d.doc_id: d for d in docs}
-        ranked = sorted((c for c in fused if c[0] in ready), key=lambda c: (-fused[c], c))[:k]
-        chunks = self.docstore.get_chunks(ranked)
+        preferred = (boost if allowed is None else boost & allowed) & set(ready)
+        ranked: list[tuple[ChunkId, float]] = []
+        for scope, bonus in ([(preferred, BOOST)] if preferred else []) + [(allowed, 0.0)]:
+            fused = rrf_fuse((self.vectors.query(vector, n, scope), self.lexical.query(terms, n, scope)))
+            seen = {c for c, _ in ranked}
+            ranked += [(c, fused[c] + bonus) for c in sorted(fused, key=lambda c: (-fused[c], c))
+                       if c[0] in ready and c not in seen]
+            if len(ranked) >= k:
+                break
+        ranked = ranked[:k]
+        chunks = self.docstore.get_chunks([c for c, _ in ranked])
         out = []
-        for cid in ranked:
+        for cid, score in ranked:
             ch = chunks.get(cid)
             if ch is None:
                 continue
             out.append(SearchResult(ch.doc_id, ready[ch.doc_id].source, ch.section, ch.text, ch.start, ch.end,
-                                    round(fused[cid], 6)))
+                                    round(score, 6)))
         return out
 
 
@@ -104,7 +166,10 @@ def _names_match(key: str, d: DocRecord) -> bool:
 
 
 def as_langchain_retriever(retriever: Retriever, k: int = 5, filters: SearchFilters = SearchFilters()):
-    """The retriever as a LangChain ``BaseRetriever`` (composes with LCEL chains)."""
+    """The retriever as a LangChain ``BaseRetriever`` (composes with LCEL chains: ``lc | RunnableLambda(f)``).
+
+    Each passage becomes a ``Document`` whose ``page_content`` is the chunk text and whose metadata holds the
+    rest of the :class:`~ragreports.types.SearchResult` (doc_id, source, section, start, end, score)."""
     from langchain_core.callbacks import CallbackManagerForRetrieverRun
     from langchain_core.documents import Document as LCDocument
     from langchain_core.retrievers import BaseRetriever
@@ -112,9 +177,10 @@ def as_langchain_retriever(retriever: Retriever, k: int = 5, filters: SearchFilt
     class ReportsRetriever(BaseRetriever):
         def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun
                                     ) -> list[LCDocument]:
-            return [
-                LCDocument(page_content=r.text, metadata={**r.to_dict(), "text": None})
-                for r in retriever.search(query, k=k, filters=filters)
-            ]
+            out = []
+            for r in retriever.search(query, k=k, filters=filters):
+                meta = {key: v for key, v in r.to_dict().items() if key != "text"}
+                out.append(LCDocument(page_content=r.text, metadata=meta))
+            return out
 
     return ReportsRetriever()

@@ -69,7 +69,8 @@ class DocStore:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(str(path))
+        # serialized SQLite (sqlite3.threadsafety == 3): one connection may serve LCEL worker threads too
+        self.db = sqlite3.connect(str(path), check_same_thread=sqlite3.threadsafety < 3)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
@@ -199,20 +200,58 @@ class DocStore:
 _jieba_ready = False
 
 
+QUANTITY_TOKEN = "#"  # prefix of the "a count of <unit>" terms: 七十六条 / 76条 / 多少条 -> "#条"
+_ASKED = re.compile(r"(?:多少|几)(?:个(?=[\u4e00-\u9fff]))?")
+
+
+def _quantity_terms(text: str) -> tuple[str, list[str]]:
+    """The text with Chinese-numeral counts written in Arabic digits (七十六条 -> 76条, so a query ``76条``
+    matches and jieba does not split 七|十六条), and one ``#<unit>`` term per count in it (``5次`` -> ``#次``)
+    and per count a question asks for (``多少条`` / ``几名`` -> ``#条`` / ``#名``). Ordinals (第三条) and
+    calendar years (2024年) are not counts. Units and numerals are the data of :mod:`ragreports.numbers`."""
+    from ragreports.numbers import iter_quantities, match_unit, parse_chinese_numeral, rules
+
+    year_units = rules().year_units
+    parts: list[str] = []
+    extra: list[str] = []
+    pos = 0
+    for q in iter_quantities(text):
+        if (q.num_start > 0 and text[q.num_start - 1] == "第") or (q.unit in year_units and q.value >= 1000):
+            continue
+        extra.append(QUANTITY_TOKEN + q.unit)
+        value = parse_chinese_numeral(q.numeral) if q.chinese else None
+        if value is not None:
+            parts += [text[pos:q.num_start], f" {value}"]
+            pos = q.num_end
+    parts.append(text[pos:])
+    for m in _ASKED.finditer(text):
+        i = m.end()
+        scale = rules().scale_re.match(text, i)
+        unit = match_unit(text, scale.end() if scale else i)
+        if unit is not None:
+            extra.append(QUANTITY_TOKEN + unit[1])
+        elif m.group(0).endswith("个"):
+            extra.append(QUANTITY_TOKEN + "个")
+    return "".join(parts), extra
+
+
 def lexical_terms(text: str) -> list[str]:
-    """jieba tokens of the Simplified text, lower-cased, punctuation and whitespace dropped."""
+    """BM25 terms of a (Simplified) text: jieba tokens, lower-cased, punctuation and whitespace dropped, Chinese
+    numerals of counts in digits, plus one ``#<unit>`` term per count (see :func:`_quantity_terms`). Used for
+    both chunks and queries, so ``共有多少条`` meets ``共设十章七十六条`` on the term ``#条``."""
     global _jieba_ready
     import jieba
 
     if not _jieba_ready:
         jieba.setLogLevel(logging.WARNING)
         _jieba_ready = True
+    body, extra = _quantity_terms(text)
     out = []
-    for tok in jieba.lcut(text):
+    for tok in jieba.lcut(body):
         tok = tok.strip().lower()
         if tok and not all(unicodedata.category(c)[0] in "PZS" for c in tok):
             out.append(tok)
-    return out
+    return out + extra
 
 
 class LexicalIndex:

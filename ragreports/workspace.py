@@ -25,8 +25,9 @@ from ragreports.types import Answer, Document, Fact, SearchResult
 
 log = logging.getLogger("ragreports.workspace")
 
-# Bump when cleaning, metadata or chunking change what is stored: documents are then re-processed on ingest.
-PIPELINE_VERSION = "1"
+# Bump when cleaning, metadata, chunking or the BM25 terms (store.lexical_terms) change what is stored: documents
+# are then re-processed on ingest. 2: lexical_terms writes Chinese-numeral counts in digits and adds #<unit> terms.
+PIPELINE_VERSION = "2"
 
 ProgressFn = Callable[[str, dict], None]  # progress(event, info): "files" {total}, "file" {source}, "embedded" {n}
 
