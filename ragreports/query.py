@@ -217,6 +217,7 @@ class _DocNames:
     issuers: frozenset[str]  # aliases that already include the organ ("昆明市科技局")
 
 
+@functools.lru_cache(maxsize=4096)
 def _doc_names(doc_id: str, meta: Meta) -> _DocNames:
     r = rules()
     issuer = normalise_question(meta.issuer or "")
@@ -249,6 +250,8 @@ def _find_mentions(text: str, names: Sequence[_DocNames]) -> list[tuple[int, int
     taken = [False] * len(text)
     found: list[tuple[int, int, str]] = []
     for alias in aliases:
+        if alias not in text:  # cheap test first: most aliases of a large index are not in the question
+            continue
         for m in re.finditer(re.escape(alias), text):
             s, e = m.span()
             if not any(taken[s:e]):
