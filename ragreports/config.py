@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, le=10)
     llm_reasks: int = Field(2, ge=0, le=5, description="Re-asks after an invalid structured reply")
     llm_context_tokens: int = Field(3000, ge=256, description="Token budget for passages packed into a prompt")
+    llm_max_tokens: int | None = Field(None, ge=16, description="Cap on tokens a model may write per reply")
 
     chunk_tokens: int = Field(300, ge=32, le=8192, description="Token budget of one chunk (tiktoken)")
     chunk_overlap_sentences: int = Field(1, ge=0, le=5)

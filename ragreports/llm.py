@@ -288,7 +288,8 @@ def _make_openai(settings, arg: str) -> OpenAIChatModel:
     from ragreports import llm_openai
 
     return llm_openai.OpenAIChatModel(arg, base_url=settings.llm_base_url, api_key=_secret(settings),
-                                      timeout=settings.llm_timeout, max_retries=settings.llm_max_retries)
+                                      timeout=settings.llm_timeout, max_retries=settings.llm_max_retries,
+                                      default_max_tokens=settings.llm_max_tokens)
 
 
 def _make_gguf(settings, arg: str) -> OpenAIChatModel:
@@ -297,7 +298,8 @@ def _make_gguf(settings, arg: str) -> OpenAIChatModel:
     server = llm_openai.GGUFServer(arg, n_ctx=max(4096, settings.llm_context_tokens + 2048)).start()
     model = llm_openai.OpenAIChatModel(server.path.stem, base_url=server.base_url, api_key=None,
                                        name=f"gguf:{arg}", timeout=settings.llm_timeout,
-                                       max_retries=settings.llm_max_retries, temperature=0.0, default_max_tokens=2048)
+                                       max_retries=settings.llm_max_retries, temperature=0.0,
+                                       default_max_tokens=settings.llm_max_tokens or 2048)
     model.server = server
     return model
 
