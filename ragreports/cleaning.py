@@ -28,7 +28,7 @@ from importlib import resources
 
 import yaml
 
-from ragreports.textnorm import pinyin_spans, to_simplified_aligned
+from ragreports.textnorm import pinyin_spans, remove_spans, to_simplified_aligned
 
 _MAX_PASSES = 4
 
@@ -170,12 +170,7 @@ def strip_ruby(text: str) -> str:
         chained = (i > 0 and spans[i - 1][1] == s - 1) or (i + 1 < len(spans) and spans[i + 1][0] == e + 1)
         if toned[i] or document_has_ruby or chained:
             keep_out.append((s, e))
-    out, pos = [], 0
-    for s, e in keep_out:
-        out.append(text[pos:s])
-        pos = e
-    out.append(text[pos:])
-    return "".join(out)
+    return remove_spans(text, keep_out)
 
 
 def remove_chrome(lines: list[str]) -> list[str]:

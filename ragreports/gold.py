@@ -117,6 +117,15 @@ class GoldMeta(BaseModel):
         return list(v) if isinstance(v, list) else [v]
 
 
+def _text(v: Any) -> str:
+    """A required text field; YAML numbers (an answer like 5) are read as their text."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        v = str(v)
+    if not isinstance(v, str):
+        raise ValueError(f"must be text, got {v!r}")
+    return _nonempty(v)
+
+
 class GoldFact(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -129,11 +138,7 @@ class GoldFact(BaseModel):
     @field_validator("label", "unit", "quote", mode="before")
     @classmethod
     def _str(cls, v: Any) -> str:
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = str(v)
-        if not isinstance(v, str):
-            raise ValueError(f"must be text, got {v!r}")
-        return _nonempty(v)
+        return _text(v)
 
     @field_validator("value", mode="before")
     @classmethod
@@ -153,11 +158,7 @@ class GoldQuestion(BaseModel):
     @field_validator("question", "answer", "quote", mode="before")
     @classmethod
     def _str(cls, v: Any) -> str:
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = str(v)
-        if not isinstance(v, str):
-            raise ValueError(f"must be text, got {v!r}")
-        return _nonempty(v)
+        return _text(v)
 
 
 class GoldSections(BaseModel):

@@ -37,8 +37,8 @@ def pinyin_spans(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in _RUBY.finditer(text) if is_pinyin_syllable(m.group(1))]
 
 
-def strip_pinyin(text: str) -> str:
-    spans = pinyin_spans(text)
+def remove_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` without the given sorted, non-overlapping ``(start, end)`` spans."""
     if not spans:
         return text
     out, pos = [], 0
@@ -47,6 +47,10 @@ def strip_pinyin(text: str) -> str:
         pos = e
     out.append(text[pos:])
     return "".join(out)
+
+
+def strip_pinyin(text: str) -> str:
+    return remove_spans(text, pinyin_spans(text))
 
 
 @functools.lru_cache(maxsize=1)
