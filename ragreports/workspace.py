@@ -149,20 +149,19 @@ class Workspace:
         for path in files:
             progress("file", {"source": str(path)})
             try:
-                status = self._ingest_one(path, progress)
+                status, embedded = self._ingest_one(path, progress)
             except RagReportsError as exc:
                 report.errors.append((str(path), str(exc)))
                 continue
             report.documents.append(status)
+            report.embedded += embedded
             changed = changed or status.status != "unchanged"
         if changed or not (self.settings.home / "bm25").exists():
             self.lexical.rebuild()
-        report.embedded = self._embedded
         return report
 
-    _embedded = 0
-
-    def _ingest_one(self, path: Path, progress: ProgressFn) -> DocStatus:
+    def _ingest_one(self, path: Path, progress: ProgressFn) -> tuple[DocStatus, int]:
+        """Ingest one file; returns its status and how many chunks were sent to the embedder."""
         from ragreports.chunking import chunk_document
         from ragreports.cleaning import clean
         from ragreports.loaders import load_file
@@ -174,7 +173,7 @@ class Workspace:
         prev = ds.by_source(raw.source)
         fp = self._fingerprint(raw.sha256)
         if prev and prev.status == "ready" and prev.fingerprint == fp:
-            return DocStatus(prev.doc_id, prev.source, "unchanged", prev.chunks)
+            return DocStatus(prev.doc_id, prev.source, "unchanged", prev.chunks), 0
         text = clean(raw.text)
         if not text.strip():
             raise EmptyDocumentError(f"{raw.source}: no report text left after cleaning (empty or only page chrome)")
@@ -185,7 +184,6 @@ class Workspace:
         # Embed before touching the index: a failure here leaves any previous version intact.
         vecs, n = self.cache.embed(self.embedder, [c.text for c in chunks],
                                    on_embedded=lambda k: progress("embedded", {"n": k}))
-        self._embedded += n
         terms = [" ".join(lexical_terms(c.text)) for c in chunks]
         ds.begin_document(doc_id=doc_id, source=raw.source, sha256=raw.sha256, fingerprint=fp, text=text,
                           original=raw.text, meta=meta, encoding=raw.encoding, fmt=raw.format,
@@ -194,7 +192,7 @@ class Workspace:
         self.vectors.delete_doc(doc_id)
         self.vectors.upsert(doc_id, chunks, vecs, extra)
         ds.mark_ready(doc_id)
-        return DocStatus(doc_id, raw.source, "updated" if prev else "added", len(chunks))
+        return DocStatus(doc_id, raw.source, "updated" if prev else "added", len(chunks)), n
 
     def reset(self) -> None:
         """Drop the whole index (docstore rows, vectors, BM25) so it can be rebuilt, e.g. with another embedder.
