@@ -346,3 +346,14 @@ def test_invalid_cue_file_is_rejected(tmp_path, change, message):
     bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         load_cues(bad)
+
+
+@pytest.mark.parametrize("furniture", ["（此件主动公开）", "(此件公开发布)", "特此报告。"])
+def test_document_furniture_is_never_an_item(furniture):
+    text = f"一、主要举措\n（一）加强学法。全年组织集中学法5次。\n{furniture}\n"
+    doc = Document("d", "d.txt", text, text, "0", Meta())
+    brief = summarize(doc, [])
+    quotes = [ev.quote for f in ("measures", "leadership", "shortcomings", "next_year", "other")
+              for it in getattr(brief, f) for ev in it.evidence]
+    assert any("集中学法5次" in q for q in quotes)
+    assert not any(furniture.strip("。") in q for q in quotes)
