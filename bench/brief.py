@@ -19,9 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from ragreports.brief import FIELDS, summarize
-from ragreports.cleaning import clean
-from ragreports.textnorm import quotes_overlap
+from ragreports.brief.engines import summarize
+from ragreports.brief.model import FIELDS
+from ragreports.text.cleaning import clean
+from ragreports.text.normalize import quotes_overlap
 from ragreports.types import Document, Meta
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _read(path: Path) -> str:
     try:
-        from ragreports.loaders import load_file as load  # type: ignore[attr-defined]
+        from ragreports.ingest.loaders import load_file as load
 
         return load(path).text
     except Exception:  # noqa: BLE001 - the loader may not exist yet: plain UTF-8 is enough for the dev suite
@@ -38,7 +39,7 @@ def _read(path: Path) -> str:
 
 def _meta(text: str) -> Meta:
     try:
-        from ragreports.metadata import extract_meta  # type: ignore[attr-defined]
+        from ragreports.extract.metadata import extract_meta
 
         return extract_meta(text)
     except ImportError:
@@ -47,7 +48,7 @@ def _meta(text: str) -> Meta:
 
 def _facts(text: str) -> list:
     try:
-        from ragreports.facts import extract_facts  # type: ignore[attr-defined]
+        from ragreports.extract.facts import extract_facts
 
         return extract_facts(text)
     except ImportError:

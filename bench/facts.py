@@ -21,10 +21,10 @@ from pathlib import Path
 
 import yaml
 
-from ragreports.cleaning import clean
-from ragreports.facts import extract_facts
-from ragreports.metadata import extract_meta
-from ragreports.textnorm import match_key, quotes_overlap
+from ragreports.extract.facts import extract_facts
+from ragreports.extract.metadata import extract_meta
+from ragreports.text.cleaning import clean
+from ragreports.text.normalize import match_key, quotes_overlap
 
 DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "eval" / "suites" / "dev"
 META_FIELDS = ("issuer", "region", "year", "published")
@@ -133,9 +133,10 @@ def meta_matches(field: str, pred: object, gold: object) -> bool:
 def official_counts(preds: list[Pred], gold: list[dict], meta: object, gold_meta: dict) -> tuple[int, dict] | None:
     """The same figures with ragreports.scoring (maximum matching) when that module is available."""
     try:
-        from ragreports.gold import GoldFact
-        from ragreports.eval_models import PredFact
-        from ragreports.scoring import match_facts as official_match, meta_field_correct
+        from ragreports.evaluation.gold import GoldFact
+        from ragreports.evaluation.models import PredFact
+        from ragreports.evaluation.scoring import match_facts as official_match
+        from ragreports.evaluation.scoring import meta_field_correct
     except ImportError:
         return None
     g = [GoldFact(**{k: v for k, v in f.items() if k in ("label", "value", "unit", "approx", "quote")}) for f in gold]
@@ -169,7 +170,7 @@ class Tally:
 
 def _read_text(path: Path) -> str:
     try:
-        from ragreports.loaders import load_file
+        from ragreports.ingest.loaders import load_file
     except ImportError:
         return path.read_bytes().decode("utf-8", errors="replace")
     return load_file(path).text

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ragreports.config import Settings  # noqa: E402
-from ragreports.embeddings import get_embedder  # noqa: E402
+from ragreports.providers import get_embedder  # noqa: E402
 from ragreports.workspace import Workspace  # noqa: E402
 
 
@@ -77,7 +77,7 @@ def run(label: str, corpus: Path, embedder_spec: str, tmp: Path) -> int:
     # tokenizer's BPE ranks and jieba's dictionary
     _ = ws.vectors
     ws.counter.count("预热")
-    from ragreports.store import lexical_terms
+    from ragreports.index.lexical import lexical_terms
 
     lexical_terms("预热")
     t0 = time.perf_counter()

@@ -26,12 +26,13 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ragreports.answer import answer_question  # noqa: E402
-from ragreports.chunking import chunk_document  # noqa: E402
-from ragreports.cleaning import clean  # noqa: E402
-from ragreports.query import understand  # noqa: E402
-from ragreports.scoring import contains_quote, states_answer  # noqa: E402
-from ragreports.store import lexical_terms  # noqa: E402
+from ragreports.answer.engines import answer_question  # noqa: E402
+from ragreports.evaluation.matching import states_answer  # noqa: E402
+from ragreports.evaluation.scoring import contains_quote  # noqa: E402
+from ragreports.index.lexical import lexical_terms  # noqa: E402
+from ragreports.ingest.chunking import chunk_document  # noqa: E402
+from ragreports.retrieve.query import understand  # noqa: E402
+from ragreports.text.cleaning import clean  # noqa: E402
 from ragreports.types import Meta, SearchResult  # noqa: E402
 
 #: Questions whose answer no sample report states (checked by hand against the texts): must be refused.

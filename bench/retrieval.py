@@ -40,12 +40,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ragreports.config import Settings  # noqa: E402
-from ragreports.embeddings import get_embedder  # noqa: E402
-from ragreports.gold import load_suite  # noqa: E402
-from ragreports.loaders import load_file  # noqa: E402
-from ragreports.retrieval import Retriever, dense_query  # noqa: E402
-from ragreports.store import DocStore, LexicalIndex, VectorIndex, check_index_identity, lexical_terms  # noqa: E402
-from ragreports.textnorm import match_key, to_simplified  # noqa: E402
+from ragreports.evaluation.gold import load_suite  # noqa: E402
+from ragreports.index.docstore import DocStore, check_index_identity  # noqa: E402
+from ragreports.index.lexical import LexicalIndex, lexical_terms  # noqa: E402
+from ragreports.index.vectors import VectorIndex  # noqa: E402
+from ragreports.ingest.loaders import load_file  # noqa: E402
+from ragreports.providers import get_embedder  # noqa: E402
+from ragreports.retrieve.hybrid import Retriever, dense_query  # noqa: E402
+from ragreports.text.normalize import match_key, to_simplified  # noqa: E402
 from ragreports.types import Chunk, Meta  # noqa: E402
 
 K = 5
@@ -210,7 +212,7 @@ def latency(src: Settings, suite, min_chunks: int, embedder_spec: str, tmp: Path
     vectors = VectorIndex(path=home / "chroma", url=None, collection="ragreports", embedder_name=emb.name, dim=emb.dim)
     retriever = Retriever(store, vectors, LexicalIndex(home / "bm25", store), emb)
     questions = [q.question for g in suite.gold for q in g.questions]
-    from ragreports.query import understand
+    from ragreports.retrieve.query import understand
 
     docs = [(d.doc_id, d.meta) for d in DocStore(src.docstore_path).list()]
     unrouted = [dense_query(to_simplified(q), understand(to_simplified(q), docs).places) for q in questions]

@@ -1,7 +1,7 @@
 """Thin command-line interface (typer). Results go to stdout; logs and progress to stderr.
 
 Exit codes: 0 success, 1 some inputs failed (or an eval gate failed), 2 usage or configuration error.
-Nothing heavy is imported at module level, so ``ragreports --help`` is fast.
+Heavy third-party libraries load inside the stages on first use, so ``ragreports --help`` is fast.
 """
 
 from __future__ import annotations
@@ -13,6 +13,16 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ragreports.brief import render
+from ragreports.config import Settings, load_settings
+from ragreports.errors import ConfigError, RagReportsError
+from ragreports.evaluation import report as eval_report
+from ragreports.evaluation.runner import parse_min, run_eval
+from ragreports.workspace import Workspace
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -24,27 +34,19 @@ _state: dict[str, Any] = {"overrides": {}, "verbose": False}
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
 
 
-def _err():
-    from rich.console import Console
-
+def _err() -> Console:
     return Console(stderr=True)
 
 
-def _out():
-    from rich.console import Console
-
+def _out() -> Console:
     return Console(soft_wrap=True)
 
 
-def _settings():
-    from ragreports.config import load_settings
-
+def _settings() -> Settings:
     return load_settings(read_dotenv=True, **_state["overrides"])
 
 
-def _workspace():
-    from ragreports.workspace import Workspace
-
+def _workspace() -> Workspace:
     return Workspace(_settings())
 
 
@@ -77,8 +79,6 @@ def ingest(
     as_json: bool = JsonOpt,
 ) -> None:
     """Load, clean, chunk and index reports (.txt .md .html .pdf .docx; UTF-8/UTF-16/GBK/Big5)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     ws = _workspace()
     if reindex:
         ws.reset()
@@ -122,8 +122,6 @@ def list_(as_json: bool = JsonOpt) -> None:
         _print_json({"documents": [{"doc_id": d.doc_id, "source": d.source, "chunks": d.chunks,
                                     "meta": d.meta.to_dict()} for d in docs]})
         return
-    from rich.table import Table
-
     t = Table("doc_id", "issuer", "year", "published", "chunks", "source")
     for d in docs:
         t.add_row(d.doc_id, d.meta.issuer or "—", str(d.meta.year or "—"), d.meta.published or "—",
@@ -229,8 +227,6 @@ def extract(doc: str = typer.Argument(..., help="Doc id or source path."), as_js
         _print_json({"doc_id": d.doc_id, "source": d.source, "meta": _meta_json(d.meta),
                      "facts": [f.to_dict() for f in facts]})
         return
-    from rich.table import Table
-
     out = _out()
     for k, v in d.meta.to_dict().items():
         out.print(f"{k:9} {v if v is not None else '—'}")
@@ -250,9 +246,6 @@ def summarize(
     as_json: bool = JsonOpt,
 ) -> None:
     """The standard brief of a report, every item with verified evidence."""
-    from ragreports import render
-    from ragreports.errors import ConfigError
-
     if as_json:
         fmt = "json"
     if fmt not in ("md", "json", "html"):
@@ -292,9 +285,6 @@ def compare(
     output: Optional[Path] = typer.Option(None, "--output", "-o"),
 ) -> None:
     """One row per indexed report: metadata and key figures side by side."""
-    from ragreports import render
-    from ragreports.errors import ConfigError
-
     if fmt not in ("csv", "md"):
         raise ConfigError(f"unknown --format {fmt!r}; use csv or md")
     ws = _workspace()
@@ -321,11 +311,6 @@ def eval_(
     as_json: bool = JsonOpt,
 ) -> None:
     """Score a gold suite end to end in an isolated index; exit 1 when a gate fails."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ragreports import eval_report
-    from ragreports.evaluate import parse_min, run_eval
-
     err = _err()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True, disable=not err.is_terminal) as bar:
@@ -357,20 +342,16 @@ def eval_(
 
 @app.command()
 def demo(
+    samples: Path = typer.Argument(Path("examples/reports"), help="Folder of reports (default: the bundled samples)."),
     question: str = typer.Option("2024年昆明市科技局登记技术合同多少项？", "--question", "-q"),
 ) -> None:
-    """Ingest the bundled sample reports, then run one search, one answer and one brief."""
-    from ragreports import render
-    from ragreports.config import REPO_ROOT
-
-    samples = REPO_ROOT / "examples" / "reports"
+    """Ingest the sample reports, then run one search, one answer and one brief."""
     if not samples.is_dir():
-        from ragreports.errors import ConfigError
-
-        raise ConfigError(f"sample reports not found at {samples}; run the demo from a source checkout")
+        raise ConfigError(f"sample reports not found at {samples}; run the demo from the project folder or pass the "
+                          "folder of reports: `ragreports demo PATH`")
     out = _out()
     ws = _workspace()
-    out.rule("1. ingest examples/reports")
+    out.rule(f"1. ingest {samples}")
     report = ws.ingest([samples])
     for d in report.documents:
         out.print(f"{d.status:9} {d.doc_id}  {d.chunks} chunks")
@@ -394,8 +375,6 @@ def demo(
 
 
 def main() -> None:
-    from ragreports.errors import RagReportsError
-
     try:
         app()
     except RagReportsError as exc:

@@ -8,27 +8,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dotenv import load_dotenv
+from platformdirs import user_cache_dir, user_data_dir
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def default_prompts_dir() -> Path:
-    """The project's prompts/ in a source checkout; the copy packaged as ragreports/prompts_data in a wheel."""
-    here = REPO_ROOT / "prompts"
-    return here if here.is_dir() else Path(__file__).resolve().parent / "prompts_data"
+from ragreports.data import prompts_dir
 
 
 def default_home() -> Path:
-    from platformdirs import user_data_dir
-
     return Path(user_data_dir("ragreports", appauthor=False))
 
 
 def default_cache_root() -> Path:
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("ragreports", appauthor=False))
 
 
@@ -58,7 +50,7 @@ class Settings(BaseSettings):
     tokenizer: str = Field("cl100k_base", description="tiktoken encoding used to measure tokens")
 
     k: int = Field(5, ge=1, le=100, description="Passages retrieved per question")
-    prompts_dir: Path = Field(default_factory=default_prompts_dir)
+    prompts_dir: Path = Field(default_factory=prompts_dir, description="Prompt files (default: the packaged ones)")
     cache_dir: Path = Field(default_factory=lambda: default_cache_root(),
                             description="Embedding and tokenizer caches (shared by every index)")
 
@@ -80,8 +72,6 @@ class Settings(BaseSettings):
 def load_settings(read_dotenv: bool = False, **overrides) -> Settings:
     """Build settings from the environment (and ``.env`` when asked), then explicit overrides (CLI flags)."""
     if read_dotenv:
-        from dotenv import load_dotenv
-
         load_dotenv(override=False)
     clean = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**clean)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+ENGINES = ("extractive", "llm")  # the answer and brief engines: offline extractive, or a configured chat model
+
 
 @dataclass(frozen=True)
 class RawDocument:

@@ -15,13 +15,30 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ragreports.answer.engines import answer_question
+from ragreports.brief.engines import summarize
+from ragreports.brief.model import Brief
 from ragreports.config import Settings
 from ragreports.errors import ConfigError, EmptyDocumentError, RagReportsError
-from ragreports.types import Answer, Document, Fact, SearchResult
+from ragreports.extract.facts import extract_facts
+from ragreports.extract.metadata import extract_meta
+from ragreports.index.docstore import DocRecord, DocStore, check_index_identity, ensure_home
+from ragreports.index.embeddings import Embedder, EmbeddingCache
+from ragreports.index.lexical import LexicalIndex, lexical_terms
+from ragreports.index.vectors import VectorIndex, drop_collection
+from ragreports.ingest.chunking import chunk_document
+from ragreports.ingest.loaders import discover, load_file
+from ragreports.llm.base import ChatModel
+from ragreports.providers import get_chat_model, get_embedder
+from ragreports.retrieve.hybrid import Retriever, SearchFilters
+from ragreports.text.cleaning import clean
+from ragreports.text.tokens import TokenCounter
+from ragreports.types import ENGINES, Answer, Chunk, Document, Fact, SearchResult
 
 log = logging.getLogger("ragreports.workspace")
 
@@ -57,32 +74,25 @@ class IngestReport:
 
 
 class Workspace:
-    def __init__(self, settings: Settings, *, embedder=None, chat_model=None):
+    """One index location (``settings.home``) and the stages wired to it. Every part opens on first use."""
+
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, chat_model: ChatModel | None = None):
         self.settings = settings
         self._embedder = embedder
         self._chat_model = chat_model
 
     # -- lazily opened parts ----------------------------------------------------------------------------
     @functools.cached_property
-    def embedder(self):
-        if self._embedder is not None:
-            return self._embedder
-        from ragreports.embeddings import get_embedder
-
-        key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
-        return get_embedder(self.settings.embedder, api_key=key, base_url=self.settings.llm_base_url)
+    def embedder(self) -> Embedder:
+        return self._embedder if self._embedder is not None else get_embedder(self.settings)
 
     @functools.cached_property
-    def docstore(self):
-        from ragreports.store import DocStore, ensure_home
-
+    def docstore(self) -> DocStore:
         ensure_home(self.settings.home)
         return DocStore(self.settings.docstore_path)
 
     @functools.cached_property
-    def cache(self):
-        from ragreports.embeddings import EmbeddingCache
-
+    def cache(self) -> EmbeddingCache:
         return EmbeddingCache(self.settings.cache_dir / "embeddings.sqlite3")
 
     def _dim(self) -> int:
@@ -92,36 +102,26 @@ class Workspace:
         return dim
 
     @functools.cached_property
-    def vectors(self):
-        from ragreports.store import VectorIndex, check_index_identity
-
+    def vectors(self) -> VectorIndex:
         dim = self._dim()
         check_index_identity(self.docstore, self.embedder.name, dim)
         return VectorIndex(path=self.settings.chroma_path, url=self.settings.chroma_url,
                            collection=self.settings.collection, embedder_name=self.embedder.name, dim=dim)
 
     @functools.cached_property
-    def lexical(self):
-        from ragreports.store import LexicalIndex
-
+    def lexical(self) -> LexicalIndex:
         return LexicalIndex(self.settings.home / "bm25", self.docstore)
 
     @functools.cached_property
-    def retriever(self):
-        from ragreports.retrieval import Retriever
-
+    def retriever(self) -> Retriever:
         return Retriever(self.docstore, self.vectors, self.lexical, self.embedder)
 
     @functools.cached_property
-    def counter(self):
-        from ragreports.tokens import TokenCounter
-
+    def counter(self) -> TokenCounter:
         return TokenCounter(self.settings.tokenizer)
 
-    def chat_model(self, required: bool = False):
+    def chat_model(self, required: bool = False) -> ChatModel | None:
         if self._chat_model is None and self.settings.llm != "none":
-            from ragreports.llm import get_chat_model
-
             self._chat_model = get_chat_model(self.settings)
         if required and self._chat_model is None:
             raise ConfigError(
@@ -138,8 +138,6 @@ class Workspace:
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
     def ingest(self, paths: Iterable[str | Path], progress: ProgressFn | None = None) -> IngestReport:
-        from ragreports.loaders import discover
-
         files, errors = discover(paths)
         report = IngestReport(errors=list(errors))
         progress = progress or (lambda event, info: None)
@@ -162,12 +160,6 @@ class Workspace:
 
     def _ingest_one(self, path: Path, progress: ProgressFn) -> tuple[DocStatus, int]:
         """Ingest one file; returns its status and how many chunks were sent to the embedder."""
-        from ragreports.chunking import chunk_document
-        from ragreports.cleaning import clean
-        from ragreports.loaders import load_file
-        from ragreports.metadata import extract_meta
-        from ragreports.store import lexical_terms
-
         raw = load_file(path)
         ds = self.docstore
         prev = ds.by_source(raw.source)
@@ -197,9 +189,6 @@ class Workspace:
     def reset(self) -> None:
         """Drop the whole index (docstore rows, vectors, BM25) so it can be rebuilt, e.g. with another embedder.
         The embedding cache is kept (it is keyed by embedder name)."""
-        import shutil
-
-        from ragreports.store import drop_collection
 
         ds = self.docstore
         with ds.db:
@@ -222,7 +211,7 @@ class Workspace:
         return rec.doc_id
 
     # -- reading ----------------------------------------------------------------------------------------
-    def list(self):
+    def list(self) -> list[DocRecord]:
         return self.docstore.list()
 
     def get_document(self, doc: str) -> Document:
@@ -230,12 +219,10 @@ class Workspace:
         text, original = self.docstore.text(rec.doc_id)
         return Document(rec.doc_id, rec.source, text, original, rec.sha256, rec.meta)
 
-    def chunks(self, doc: str):
+    def chunks(self, doc: str) -> list[Chunk]:
         return self.docstore.chunks(self.docstore.resolve(doc).doc_id)
 
-    def _filters(self, doc: str | None, year: int | None, issuer: str | None):
-        from ragreports.retrieval import SearchFilters
-
+    def _filters(self, doc: str | None, year: int | None, issuer: str | None) -> SearchFilters:
         ids = frozenset([self.docstore.resolve(doc).doc_id]) if doc else None
         return SearchFilters(doc_ids=ids, year=year, issuer=issuer)
 
@@ -245,9 +232,7 @@ class Workspace:
 
     def ask(self, question: str, k: int | None = None, doc: str | None = None, year: int | None = None,
             issuer: str | None = None, engine: str = "extractive") -> tuple[Answer, list[SearchResult]]:
-        from ragreports.answer import answer_question
-
-        if engine not in ("extractive", "llm"):
+        if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; use extractive or llm")
         model = self.chat_model(required=engine == "llm")
         retrieved = self.search(question, k=k, doc=doc, year=year, issuer=issuer)
@@ -258,15 +243,11 @@ class Workspace:
         return ans, retrieved
 
     def extract(self, doc: str) -> tuple[Document, list[Fact]]:
-        from ragreports.facts import extract_facts
-
         d = self.get_document(doc)
         return d, extract_facts(d.text)
 
-    def summarize(self, doc: str, engine: str = "extractive"):
-        from ragreports.brief import summarize
-
-        if engine not in ("extractive", "llm"):
+    def summarize(self, doc: str, engine: str = "extractive") -> Brief:
+        if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; use extractive or llm")
         d, facts = self.extract(doc)
         return summarize(d, facts, engine=engine, chat_model=self.chat_model(required=engine == "llm"),

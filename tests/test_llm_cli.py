@@ -13,10 +13,8 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
 from test_llm_server import GGUF, needs_server
 
 pytestmark = [pytest.mark.server, needs_server]
@@ -34,7 +32,7 @@ REPORT = """某市科学技术局2024年法治政府建设年度报告
 
 @pytest.fixture(scope="module")
 def server():
-    from ragreports.llm_openai import GGUFServer
+    from ragreports.llm.openai import GGUFServer
 
     srv = GGUFServer(GGUF).start()
     yield srv

@@ -1,43 +1,34 @@
-"""Answering: a question and its retrieved passages -> a short answer with verified citations.
+"""The extractive answer engine (default, offline, deterministic): a question and its retrieved passages -> a short
+answer with a verified citation.
 
-Two engines behind :func:`answer_question`:
-
-* ``extractive`` (default, offline, deterministic): every clause of the passages is a candidate, scored against
-  the question: coverage of the question's keywords (each weighted by its IDF over the sentences of the reports in
-  play), the longest run shared with them, the fit to the question type (a number with the asked unit, a date, a
-  ``由…担任`` role) and the passage's retrieval rank. The answer starts with the answer (``13311项。…``,
-  ``2025年1月1日。…``, ``局党组书记、局长。…``) and cites the sentence it came from. Below a calibrated score,
-  or when a number question finds no number with a compatible unit, it refuses.
-* ``llm`` (:mod:`ragreports.answer_llm`): the passages are packed under a token budget into
-  ``prompts/answer.yaml`` as numbered, delimited data; the model returns JSON ``{answer, quotes, refused}``; every
-  quote is located in the report text (exact, then normalised, then fuzzy) and must lie in a passage it was given;
-  only verified quotes become citations, and every quantity the answer states must be stated by one of them.
-  Otherwise, or with no valid JSON after the bounded re-asks: refusal. Never a crash, never an ungrounded claim.
-
-Passage text is data: sentences that read like instructions to a model (``忽略以上指令…``) are never answers or
-citations, in either engine. Rules are data in ``ragreports/data/answer_rules.yaml``.
+Every clause of the passages is a candidate, scored against the question: coverage of the question's keywords (each
+weighted by its IDF over the sentences of the reports in play), the longest run shared with them, the fit to the
+question type (a number with the asked unit, a date, a ``由…担任`` role) and the passage's retrieval rank. The answer
+starts with the answer (``13311项。…``, ``2025年1月1日。…``, ``局党组书记、局长。…``) and cites the sentence it came
+from. Below a calibrated score, or when a number question finds no number with a compatible unit, it refuses.
+Instruction-like sentences (:func:`ragreports.answer.common.is_injection`) are never candidates.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from ragreports.errors import ConfigError
-from ragreports.grounding import QuoteLocator
-from ragreports.query import QueryPlan, understand
+from ragreports.answer.common import clip, is_injection, refusal, rules
+from ragreports.retrieve.query import QueryPlan
+from ragreports.text.grounding import QuoteLocator
+from ragreports.text.normalize import longest_common_run
+from ragreports.text.numbers import QuantityMatch, iter_quantities, parse_chinese_numeral
+from ragreports.text.outline import sentence_spans
 from ragreports.types import Answer, Citation, SearchResult
 
 log = logging.getLogger("ragreports.answer")
 
-REFUSAL = "报告中未找到相关信息。"
 ANSWER_CHARS = 120  # longest answer; the key answer comes first (scored within the first 80 characters)
 SUPPORT_CHARS = 100  # supporting clause after a number/date/person
 CITE_CHARS = 160  # longest citation quote
@@ -55,42 +46,9 @@ _HEADING = re.compile(r"^(?:[一二三四五六七八九十]{1,3}是|[（(][一�
                       r"|\d{1,2}[、.．](?!\d))")
 
 
-@dataclass(frozen=True)
-class _Rules:
-    min_score: float
-    compatible_units: tuple[frozenset[str], ...]
-    injection: re.Pattern[str]
-    who_patterns: tuple[re.Pattern[str], ...]
-    asks_name: re.Pattern[str]
-
-
-@functools.lru_cache(maxsize=1)
-def rules() -> _Rules:
-    """The answering rules from ``data/answer_rules.yaml`` (loaded once, on first use)."""
-    from ragreports.numbers import load_rules
-
-    r = load_rules("answer_rules")
-    return _Rules(
-        min_score=float(r["min_score"]),
-        compatible_units=tuple(frozenset(map(str, g)) for g in r["compatible_units"]),
-        injection=re.compile("|".join(f"(?:{p})" for p in r["injection_patterns"]), re.I),
-        who_patterns=tuple(re.compile(p) for p in r["who_patterns"]),
-        asks_name=re.compile("(?:" + "|".join(map(re.escape, r["asks_name"])) + r")([^，,。？?！!]{1,6})"),
-    )
-
-
-def is_injection(text: str) -> bool:
-    """True when ``text`` reads like an instruction to a model (prompt injection), not report content."""
-    return bool(rules().injection.search(unicodedata.normalize("NFKC", text)))
-
-
 def _key(s: str) -> str:
     """Comparison form for scoring (texts are already Simplified): NFKC, letters/digits/CJK only, lower case."""
     return "".join(c for c in unicodedata.normalize("NFKC", s).lower() if c.isalnum() or c == "%")
-
-
-def _refusal(question: str, engine: str, prompt: str | None = None) -> Answer:
-    return Answer(question, REFUSAL, True, (), engine, prompt)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -148,17 +106,13 @@ class _Scorer:
 
     def run(self, text: str) -> float:
         """Longest run shared with the question's keywords, 0..1 (8 characters count as a full match)."""
-        from ragreports.textnorm import longest_common_run
-
         return min(1.0, longest_common_run(self.core, _key(text)) / 8)
 
 
 def _split(p: SearchResult, rank: int) -> list[_Sentence]:
     """Sentences of a passage with their clauses; instruction-like sentences are dropped."""
-    from ragreports.chunking import split_sentences
-
     out = []
-    for s, e in split_sentences(p.text):
+    for s, e in sentence_spans(p.text):
         if is_injection(p.text[s:e]):
             continue
         clauses, pos = [], s
@@ -186,12 +140,10 @@ def _unit_fit(unit: str, measure: str | None) -> float:
     return 0.6 if any(unit in g and measure in g for g in rules().compatible_units) else 0.0
 
 
-def _arabic_head(seg: str, q) -> str:
+def _arabic_head(seg: str, q: QuantityMatch) -> str:
     """The quantity as written, Chinese numerals turned into digits (近千份 -> 近1000份, 七十六条 -> 76条)."""
     if not q.chinese:
         return seg[q.start : q.end]
-    from ragreports.numbers import parse_chinese_numeral
-
     v = parse_chinese_numeral(q.numeral)
     return seg[q.start : q.num_start] + (str(v) if v is not None else q.numeral) + seg[q.num_end : q.end]
 
@@ -209,8 +161,6 @@ def _points(text: str, sent: _Sentence, plan: QueryPlan) -> tuple[list[Point], l
     points: list[Point] = []
     spans: list[tuple[int, int]] = []
     if plan.qtype == "number":
-        from ragreports.numbers import iter_quantities
-
         for q in iter_quantities(seg):
             span = (sent.start + q.start, sent.start + q.end)
             spans.append(span)
@@ -245,14 +195,12 @@ def _who_head(clause: str, plan: QueryPlan) -> str | None:
 
 def _idf_corpus(passages: Sequence[SearchResult], texts: Mapping[str, str]) -> list[str]:
     """Sentences of the whole reports the passages come from (the passages themselves when a text is missing)."""
-    from ragreports.chunking import split_sentences
-
     out: list[str] = []
     for doc_id in dict.fromkeys(p.doc_id for p in passages):
         if text := texts.get(doc_id):
-            out += [text[s:e] for s, e in split_sentences(text)]
+            out += [text[s:e] for s, e in sentence_spans(text)]
         else:
-            out += [p.text[s:e] for p in passages if p.doc_id == doc_id for s, e in split_sentences(p.text)]
+            out += [p.text[s:e] for p in passages if p.doc_id == doc_id for s, e in sentence_spans(p.text)]
     return out
 
 
@@ -350,11 +298,6 @@ def _skip_label(text: str, sent: _Sentence, lo: int, hi: int) -> int:
     return lo
 
 
-def _trim(text: str, limit: int) -> str:
-    text = text.strip().rstrip("，,、；;：:")
-    return text if len(text) <= limit else text[:limit].rstrip("，,、；;：:") + "…"
-
-
 def _citation(p: SearchResult, text: str | None, s: int, e: int) -> Citation | None:
     """Citation of the passage-local span [s, e) with offsets into the document text, verified (located in the
     document when the passage offsets do not point at it)."""
@@ -373,10 +316,10 @@ def answer_extractive(question: str, passages: Sequence[SearchResult], texts: Ma
                       plan: QueryPlan) -> Answer:
     """Extractive engine: the best-scoring clause of the passages, answer first, or a refusal."""
     if not passages or plan.out_of_scope:
-        return _refusal(question, "extractive")
+        return refusal(question, "extractive")
     cands, scorer = _candidates(plan, passages, texts)
     if not cands or cands[0].score < rules().min_score:
-        return _refusal(question, "extractive")
+        return refusal(question, "extractive")
     best = cands[0]
     p = passages[best.rank]
     text = p.text
@@ -385,53 +328,16 @@ def answer_extractive(question: str, passages: Sequence[SearchResult], texts: Ma
     sent = best.sentence
     if best.head:
         lo, hi = _window(sent, best.focus, SUPPORT_CHARS)
-        answer = f"{best.head}。{_trim(text[lo:hi], SUPPORT_CHARS)}"
+        answer = f"{best.head}。{clip(text[lo:hi], SUPPORT_CHARS)}"
     else:
         lo, hi = _window(sent, best.focus, ANSWER_CHARS, before=1 if plan.qtype == "what" else 0)
         lo = _skip_label(text, sent, lo, hi)
-        answer = _trim(text[lo:hi], ANSWER_CHARS)
+        answer = clip(text[lo:hi], ANSWER_CHARS)
         if plan.qtype == "what" and (name := _name_head(text[lo:hi], plan)):
-            answer = _trim(f"{name}。{answer}", ANSWER_CHARS)
+            answer = clip(f"{name}。{answer}", ANSWER_CHARS)
     cs, ce = (sent.start, sent.end) if sent.end - sent.start <= CITE_CHARS else _window(sent, (lo, hi), CITE_CHARS, 1)
     citation = _citation(p, texts.get(p.doc_id), cs, ce)
     if citation is None:
         log.warning("could not locate the answer sentence in document %s; refusing", p.doc_id)
-        return _refusal(question, "extractive")
+        return refusal(question, "extractive")
     return Answer(question, answer, False, (citation,), "extractive")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# entry point
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def answer_question(question: str, passages: list[SearchResult], texts: Mapping[str, str], *,
-                    plan: QueryPlan | None = None, engine: str = "extractive", chat_model=None,
-                    prompts_dir: Path | None = None, context_tokens: int = 3000, reasks: int = 2) -> Answer:
-    """Answer ``question`` from ``passages`` (retrieved chunks, best first); ``texts`` maps doc_id to the normalised
-    document text every offset refers to. Refuses (``refused=True``, :data:`REFUSAL`, no citations) rather than
-    guess. ``plan`` is the question as :func:`ragreports.query.understand` read it (computed without routing when
-    not given). The llm engine needs ``chat_model``; ``context_tokens`` bounds the passage text sent to it and
-    ``reasks`` the re-asks after an invalid reply (settings.llm_context_tokens / llm_reasks)."""
-    if engine not in ("extractive", "llm"):
-        raise ConfigError(f"unknown answer engine {engine!r}; use extractive or llm")
-    if plan is None:
-        plan = understand(question, [])
-    if engine == "extractive":
-        return answer_extractive(question, passages, texts, plan)
-    from ragreports.answer_llm import answer_llm
-
-    return answer_llm(question, passages, texts, plan, chat_model=chat_model, prompts_dir=prompts_dir,
-                      context_tokens=context_tokens, reasks=reasks)
-
-
-_LLM_NAMES = ("LLMQuote", "LLMReply", "answer_llm", "pack_passages")
-
-
-def __getattr__(name: str):
-    """The llm engine's names, still importable from here (they live in ragreports.answer_llm, loaded lazily)."""
-    if name in _LLM_NAMES:
-        from ragreports import answer_llm
-
-        return getattr(answer_llm, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,8 @@
-"""The ``llm`` engine of answering (``answer_question(..., engine="llm")`` in :mod:`ragreports.answer`).
+"""The ``llm`` answer engine (``answer_question(..., engine="llm")``, :mod:`ragreports.answer.engines`).
 
 The passages are packed under a token budget into ``prompts/answer.yaml`` as numbered, delimited data; the model
 returns JSON ``{answer, quotes, refused}`` (parsed, validated and re-asked a bounded number of times by
-:func:`ragreports.llm.complete_structured`); every quote is located in the report text (exact, then normalised,
+:func:`ragreports.llm.structured.complete_structured`); every quote is located in the report text (exact, then normalised,
 then fuzzy) and must lie in a passage it was given; only verified quotes become citations, and every quantity the
 answer states must be stated by one of them. Otherwise, or with no valid JSON after the re-asks: refusal.
 """
@@ -17,10 +17,17 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ragreports.answer import _refusal, _trim, is_injection  # shared with the extractive engine
+from ragreports.answer.common import clip, is_injection, refusal
+from ragreports.data import prompts_dir as packaged_prompts_dir
 from ragreports.errors import ConfigError, StructuredOutputError
-from ragreports.grounding import QuoteLocator
-from ragreports.query import QueryPlan
+from ragreports.llm.context import format_passages
+from ragreports.llm.context import pack_passages as pack_texts
+from ragreports.llm.prompts import load_prompt
+from ragreports.llm.structured import complete_structured
+from ragreports.retrieve.query import QueryPlan
+from ragreports.text.grounding import QuoteLocator
+from ragreports.text.numbers import iter_quantities
+from ragreports.text.tokens import TokenCounter
 from ragreports.types import Answer, Citation, SearchResult
 
 log = logging.getLogger("ragreports.answer")  # the answer stage's logger, whichever engine answers
@@ -63,17 +70,14 @@ class LLMReply(BaseModel):
 _FRAME = re.compile(r"<(/?)passage", re.I)
 
 
-def pack_passages(passages: Sequence[SearchResult], budget: int, counter) -> tuple[str, str, list[SearchResult]]:
-    """The passages for the prompt, within ``budget`` tokens of passage text (ragreports.llm.pack_passages: the
+def prompt_passages(passages: Sequence[SearchResult], budget: int, counter) -> tuple[str, str, list[SearchResult]]:
+    """The passages for the prompt, within ``budget`` tokens of passage text (``llm.context.pack_passages``: the
     last kept passage is cut at a sentence end, a first passage too long is cut, never dropped).
 
-    Returns the numbered ``<passage id="N">`` blocks (ragreports.llm.format_passages), their sources (one line per
+    Returns the numbered ``<passage id="N">`` blocks (``llm.context.format_passages``), their sources (one line per
     passage: file and section) and the kept passages with their ``text``/``end`` cut to what the model saw. Passage
     tags inside passage text are defused so a passage cannot close its frame."""
-    from ragreports.llm import format_passages
-    from ragreports.llm import pack_passages as pack
-
-    kept = pack([_FRAME.sub(r"‹\1passage", p.text) for p in passages], budget, counter)
+    kept = pack_texts([_FRAME.sub(r"‹\1passage", p.text) for p in passages], budget, counter)
     used = [dataclasses.replace(p, text=p.text[: len(k)], end=p.start + len(k)) for p, k in zip(passages, kept)]
     sources = "\n".join(f"[{i}] {Path(p.source).name}" + (f" ｜ {p.section}" if p.section else "")
                          for i, p in enumerate(used, 1))
@@ -110,8 +114,6 @@ def _verify_quotes(quotes: Sequence[LLMQuote], used: Sequence[SearchResult], tex
 
 def _numbers_grounded(answer: str, citations: Sequence[Citation]) -> bool:
     """Every quantity the answer states (years aside) is stated by one of the verified quotes."""
-    from ragreports.numbers import iter_quantities
-
     quoted = {(q.value, q.unit) for c in citations for q in iter_quantities(c.quote)}
     return all((q.value, q.unit) in quoted for q in iter_quantities(answer) if q.unit != "年")
 
@@ -119,35 +121,29 @@ def _numbers_grounded(answer: str, citations: Sequence[Citation]) -> bool:
 def answer_llm(question: str, passages: Sequence[SearchResult], texts: Mapping[str, str], plan: QueryPlan, *,
                chat_model, prompts_dir: Path | None, context_tokens: int, reasks: int = 2) -> Answer:
     """LLM engine: a JSON answer from numbered passages; only verified quotes become citations."""
-    from ragreports.config import default_prompts_dir
-    from ragreports.llm import complete_structured
-    from ragreports.prompts import load_prompt
-    from ragreports.tokens import TokenCounter
-
     if chat_model is None:
         raise ConfigError("engine 'llm' needs a chat model: set RAGREPORTS_LLM (e.g. openai:gpt-4o-mini) or use "
                           "the extractive engine")
-    prompts_dir = Path(prompts_dir) if prompts_dir else default_prompts_dir()
+    prompts_dir = Path(prompts_dir) if prompts_dir else packaged_prompts_dir()
     prompt = load_prompt("answer", prompts_dir)
     if not passages or plan.out_of_scope:
-        return _refusal(question, "llm", prompt.ref)
-    block, sources, used = pack_passages(passages, context_tokens, TokenCounter())
+        return refusal(question, "llm", prompt.ref)
+    block, sources, used = prompt_passages(passages, context_tokens, TokenCounter())
     messages = prompt.messages(question=question, passages=block, sources=sources)
     try:
         reply = complete_structured(chat_model, messages, LLMReply, reasks=reasks, prompt=prompt.ref,
                                     prompts_dir=prompts_dir)
     except StructuredOutputError as exc:
         log.warning("LLM answer refused: %s", exc)
-        return _refusal(question, "llm", prompt.ref)
+        return refusal(question, "llm", prompt.ref)
     if reply.refused or not reply.answer.strip() or is_injection(reply.answer):
-        return _refusal(question, "llm", prompt.ref)
+        return refusal(question, "llm", prompt.ref)
     citations = _verify_quotes(reply.quotes, used, texts)
     if not citations:
         log.info("LLM answer refused: none of its %d quote(s) could be located in the passages", len(reply.quotes))
-        return _refusal(question, "llm", prompt.ref)
+        return refusal(question, "llm", prompt.ref)
     if not _numbers_grounded(reply.answer, citations):
         log.info("LLM answer refused: it states a quantity none of its verified quotes states")
-        return _refusal(question, "llm", prompt.ref)
-    return Answer(question, _trim(reply.answer, 300), False, tuple(citations), "llm", prompt.ref)
+        return refusal(question, "llm", prompt.ref)
+    return Answer(question, clip(reply.answer, 300), False, tuple(citations), "llm", prompt.ref)
 
-__all__ = ["LLMQuote", "LLMReply", "answer_llm", "pack_passages"]

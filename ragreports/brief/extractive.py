@@ -1,183 +1,21 @@
-"""The standard brief: one report -> the fixed template of spec/summary-template.md, every item with evidence.
+"""The extractive brief engine (default, offline, deterministic).
 
-Two engines share the template (:class:`Brief`, a pydantic model whose JSON form is the ``summarize`` shape of
-spec/cli-json.md):
-
-* ``extractive`` (default, offline, deterministic): the report's outline (``ragreports.chunking``) and the cue
-  words of ``data/brief_cues.yaml`` map each part of the report to a template field; inside a part, every
-  sub-heading or ``一是/二是`` enumeration is a *unit*, and each unit gives one item made of its title and its
-  key sentences (numbers, concrete actions, named documents outweigh general phrases).
-* ``llm`` (:mod:`ragreports.brief_llm`): the report's sections go to a chat model with ``prompts/brief.yaml``;
-  every quote the model gives is located in the report (:class:`~ragreports.grounding.QuoteLocator`); an item with
-  a quote that is not found is dropped and counted. A reply that stays invalid after the bounded re-asks degrades
-  to the extractive brief, with a warning.
-
-Every evidence satisfies ``doc.text[start:end] == quote``.
+The report's units (:mod:`ragreports.brief.units`: sub-headings and ``一是/二是`` enumerations, each mapped to a
+template field by the cue words of ``data/brief_cues.yaml``) each give one item made of its title and its key
+sentences (numbers, concrete actions, named documents outweigh general phrases). Every evidence satisfies
+``doc.text[start:end] == quote``.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from ragreports.brief_units import _ENUM_NUM, _STRIP, Unit, paragraphs, report_units, split_sentences  # noqa: F401
-from ragreports.grounding import QuoteLocator
+from ragreports.brief.cues import Cues, load_cues
+from ragreports.brief.model import FIELDS, Brief, BriefItem, EvidenceModel, FactModel, GeneratedBy, MetaModel
+from ragreports.brief.units import EDGE_PUNCT, ENUM_NUMERALS, report_units
+from ragreports.text.grounding import QuoteLocator
 from ragreports.types import Document, Fact
-
-FIELDS = ("measures", "leadership", "shortcomings", "next_year", "other")
-CUES_PATH = Path(__file__).parent / "data" / "brief_cues.yaml"
-
-# ------------------------------------------------------------------------------------------------- template
-
-
-class EvidenceModel(BaseModel):
-    quote: str
-    start: int
-    end: int
-
-
-class BriefItem(BaseModel):
-    topic: str | None = None
-    text: str
-    evidence: list[EvidenceModel] = Field(default_factory=list)
-
-
-class MetaModel(BaseModel):
-    issuer: str | None = None
-    region: str | None = None
-    year: int | None = None
-    published: str | None = None
-    title: str | None = None
-
-
-class FactModel(BaseModel):
-    label: str
-    value: float
-    unit: str
-    approx: bool
-    quote: str
-    start: int
-    end: int
-
-
-class GeneratedBy(BaseModel):
-    model: str
-    prompt: str
-    engine: str = "extractive"
-
-
-class Brief(BaseModel):
-    """The standard brief of one report. ``model_dump(mode="json")`` is the ``summarize --json`` object."""
-
-    doc_id: str
-    source: str
-    meta: MetaModel
-    measures: list[BriefItem] = Field(default_factory=list)
-    leadership: list[BriefItem] = Field(default_factory=list)
-    shortcomings: list[BriefItem] = Field(default_factory=list)
-    next_year: list[BriefItem] = Field(default_factory=list)
-    other: list[BriefItem] = Field(default_factory=list)
-    key_figures: list[FactModel] = Field(default_factory=list)
-    generated_by: GeneratedBy
-    dropped_items: int = 0
-    warnings: list[str] = Field(default_factory=list)
-
-    def items(self):
-        """(field, item) pairs in template order."""
-        for name in FIELDS:
-            for item in getattr(self, name):
-                yield name, item
-
-
-# ------------------------------------------------------------------------------------------------- cue data
-
-
-class _Limits(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    measures: list[tuple[int, int]]
-    leadership_unit: int
-    leadership_items: int
-    shortcomings: int
-    next_year: int
-    other: int
-    title_chars: int
-    text_chars: int
-
-
-class _Substance(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    actions: list[str]
-    generic: list[str]
-    number: str
-
-
-class Cues(BaseModel):
-    """Contents of ``data/brief_cues.yaml`` (human-edited: unknown keys are rejected)."""
-
-    model_config = ConfigDict(extra="forbid")
-    version: int
-    section_headings: dict[str, list[str]]
-    plan_openers: list[str]
-    paragraph_openers: dict[str, list[str]]
-    shortcoming_statement: list[str]
-    leadership_headings: dict[str, list[str]]
-    leadership_sentences: dict[str, list[str]]
-    filler: list[str]
-    boilerplate: list[str] = Field(default_factory=list)
-    substance: _Substance
-    limits: _Limits
-    topics: dict[str, list[str]]
-    figure_concepts: dict[str, list[str]] = Field(default_factory=dict)
-
-    @field_validator("section_headings")
-    @classmethod
-    def _known_fields(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        unknown = set(v) - set(FIELDS)
-        if unknown:
-            raise ValueError(f"section_headings: unknown fields {sorted(unknown)}; use {list(FIELDS)}")
-        return v
-
-    @model_validator(mode="after")
-    def _patterns_compile(self) -> "Cues":
-        groups = [self.plan_openers, self.shortcoming_statement, self.filler, self.boilerplate, self.substance.actions,
-                  self.substance.generic, [self.substance.number]]
-        for d in (self.section_headings, self.paragraph_openers, self.leadership_headings, self.leadership_sentences,
-                  self.topics, self.figure_concepts):
-            groups.extend(d.values())
-        for pattern in (p for g in groups for p in g):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
-        return self
-
-    def rx(self, patterns: Sequence[str]) -> re.Pattern[str]:
-        return _compile(tuple(patterns))
-
-
-@functools.lru_cache(maxsize=64)
-def _compile(patterns: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!x)x")
-
-
-@functools.lru_cache(maxsize=4)
-def load_cues(path: Path = CUES_PATH) -> Cues:
-    """The cue words of the brief (cached)."""
-    from ragreports.errors import ConfigError
-
-    try:
-        return Cues.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError, ValueError) as exc:
-        raise ConfigError(f"brief cue file {path} is invalid: {exc}; fix it or restore it from git") from exc
-
-
-# ------------------------------------------------------------------------------------------------- structure
-# Units (sub-headings, enumeration items) and their sentences: ragreports.brief_units (re-exported here).
 
 # ------------------------------------------------------------------------------------------------- scoring
 
@@ -217,11 +55,11 @@ def choose_topic(title: str, path: Sequence[str], body: str, cues: Cues) -> str:
 
 def _cut(s: str, limit: int) -> str:
     """``s`` cut at a clause boundary to about ``limit`` characters."""
-    s = re.sub(rf"^[{_ENUM_NUM}]是(?=.)", "", s).strip(_STRIP) or s
+    s = re.sub(rf"^[{ENUM_NUMERALS}]是(?=.)", "", s).strip(EDGE_PUNCT) or s
     if len(s) <= limit:
         return s
     cut = max((m.start() for m in re.finditer(r"[，,；;：:]", s) if 8 <= m.start() <= limit), default=limit)
-    return s[:cut].rstrip(_STRIP) + "…"
+    return s[:cut].rstrip(EDGE_PUNCT) + "…"
 
 
 # ------------------------------------------------------------------------------------------------- extractive
@@ -349,40 +187,3 @@ def extractive_brief(doc: Document, facts: Sequence[Fact] = (), *, cues: Cues | 
     cues = cues or load_cues()
     return Brief(**brief_base(doc, facts), **extractive_items(doc.text, cues), warnings=list(notes),
                  generated_by=GeneratedBy(model="extractive", prompt=f"brief_cues@{cues.version}", engine="extractive"))
-
-
-def summarize(doc: Document, facts: Sequence[Fact] = (), *, engine: str = "extractive", chat_model=None,
-              prompts_dir: Path | None = None, reasks: int = 2, context_chars: int = 3500) -> Brief:
-    """The standard brief of ``doc``; ``facts`` (from ragreports.facts.extract_facts) become ``key_figures``.
-
-    ``engine="llm"`` needs ``chat_model`` (a ragreports.llm.ChatModel) and ``prompts_dir`` holding brief.yaml;
-    it is implemented in :mod:`ragreports.brief_llm`.
-    """
-    from ragreports.errors import ConfigError
-
-    if engine not in ("extractive", "llm"):
-        raise ConfigError(f"unknown brief engine {engine!r}; use extractive or llm")
-    cues = load_cues()
-    if engine == "llm":
-        from ragreports.brief_llm import llm_brief
-
-        return llm_brief(doc, facts, chat_model=chat_model, prompts_dir=prompts_dir, reasks=reasks,
-                         context_chars=context_chars, cues=cues)
-    return extractive_brief(doc, facts, cues=cues)
-
-
-_LLM_NAMES = ("LLMBrief", "LLMItem", "llm_items", "report_parts", "PROMPT_NAME")
-
-
-def __getattr__(name: str):
-    """The llm engine's names, still importable from here (they live in ragreports.brief_llm, loaded lazily)."""
-    if name in _LLM_NAMES:
-        from ragreports import brief_llm
-
-        return getattr(brief_llm, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["Brief", "BriefItem", "EvidenceModel", "FactModel", "GeneratedBy", "MetaModel", "LLMBrief", "LLMItem",
-           "summarize", "extractive_items", "extractive_brief", "brief_base", "llm_items", "report_units",
-           "Unit", "split_sentences", "paragraphs", "load_cues", "choose_topic", "substance"]

@@ -1,9 +1,9 @@
-"""The ``llm`` engine of the standard brief (``summarize(..., engine="llm")`` in :mod:`ragreports.brief`).
+"""The ``llm`` engine of the standard brief (``summarize(..., engine="llm")``, :mod:`ragreports.brief.engines`).
 
 The report is sent to a chat model with ``prompts/brief.yaml``, one part at a time (top-level sections packed to
 ``context_chars``). The reply is parsed and validated as :class:`LLMBrief` by
-:func:`ragreports.llm.complete_structured` (bounded re-asks, then ``StructuredOutputError``). Every quote the
-model gives is located in the report (:class:`~ragreports.grounding.QuoteLocator`); an item with a quote that is
+:func:`ragreports.llm.structured.complete_structured` (bounded re-asks, then ``StructuredOutputError``). Every quote the
+model gives is located in the report (:class:`~ragreports.text.grounding.QuoteLocator`); an item with a quote that is
 not found is dropped and counted. A reply that stays invalid after the re-asks degrades to the extractive brief,
 with a warning.
 """
@@ -17,9 +17,16 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from ragreports.brief import (FIELDS, Brief, BriefItem, Cues, EvidenceModel, GeneratedBy, brief_base, choose_topic,
-                              extractive_brief, load_cues)
-from ragreports.grounding import QuoteLocator
+from ragreports.brief.cues import Cues, load_cues
+from ragreports.brief.extractive import brief_base, choose_topic, extractive_brief
+from ragreports.brief.model import FIELDS, Brief, BriefItem, EvidenceModel, GeneratedBy
+from ragreports.data import prompts_dir as packaged_prompts_dir
+from ragreports.errors import ConfigError, StructuredOutputError
+from ragreports.llm.base import ChatModel
+from ragreports.llm.prompts import load_prompt
+from ragreports.llm.structured import complete_structured
+from ragreports.text.grounding import QuoteLocator
+from ragreports.text.outline import parse_outline
 from ragreports.types import Document, Fact
 
 log = logging.getLogger("ragreports.brief")  # the brief's logger, whichever engine writes it
@@ -47,8 +54,6 @@ class LLMBrief(BaseModel):
 
 def report_parts(text: str, max_chars: int) -> list[tuple[int, int]]:
     """Spans of the report to send one at a time: top-level sections, packed or cut at lines to ``max_chars``."""
-    from ragreports.chunking import parse_outline
-
     top = min((h.level for h in parse_outline(text)), default=1)
     cuts = sorted({0, *(h.start for h in parse_outline(text) if h.level == top), len(text)})
     pieces: list[tuple[int, int]] = []
@@ -69,18 +74,15 @@ def report_parts(text: str, max_chars: int) -> list[tuple[int, int]]:
     return parts
 
 
-def llm_items(text: str, chat_model, *, prompts_dir: Path | None, reasks: int = 2, context_chars: int = 3500,
+def llm_items(text: str, chat_model: ChatModel, *, prompts_dir: Path | None, reasks: int = 2,
+              context_chars: int = 3500,
               cues: Cues | None = None) -> tuple[dict[str, list[BriefItem]], int, str]:
     """(items per field, dropped item count, prompt ref) from a chat model; quotes are located, never trusted.
 
     Raises ``StructuredOutputError`` when a part's reply stays invalid after ``reasks`` re-asks.
     """
-    from ragreports.config import default_prompts_dir
-    from ragreports.llm import complete_structured
-    from ragreports.prompts import load_prompt
-
     cues = cues or load_cues()
-    pdir = Path(prompts_dir) if prompts_dir else default_prompts_dir()
+    pdir = Path(prompts_dir) if prompts_dir else packaged_prompts_dir()
     prompt = load_prompt(PROMPT_NAME, pdir)
     locator = QuoteLocator(text)
     out: dict[str, list[BriefItem]] = {f: [] for f in FIELDS}
@@ -111,8 +113,6 @@ def llm_brief(doc: Document, facts: Sequence[Fact] = (), *, chat_model, prompts_
     If a reply stays invalid after the re-asks, the extractive brief is returned instead, with a RuntimeWarning
     (attributed to the caller of ``summarize``) and the same message in ``Brief.warnings``.
     """
-    from ragreports.errors import ConfigError, StructuredOutputError
-
     if chat_model is None:
         raise ConfigError("the llm brief engine needs a chat model: set RAGREPORTS_LLM (e.g. openai:gpt-4o-mini)")
     cues = cues or load_cues()
@@ -127,5 +127,3 @@ def llm_brief(doc: Document, facts: Sequence[Fact] = (), *, chat_model, prompts_
     return Brief(**brief_base(doc, facts), **items, dropped_items=dropped,
                  generated_by=GeneratedBy(model=chat_model.name, prompt=ref, engine="llm"))
 
-
-__all__ = ["LLMBrief", "LLMItem", "PROMPT_NAME", "llm_brief", "llm_items", "report_parts"]

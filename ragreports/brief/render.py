@@ -18,8 +18,10 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from ragreports.brief import Brief, BriefItem
-from ragreports.textnorm import match_key
+from ragreports.brief.cues import load_cues
+from ragreports.brief.model import Brief, BriefItem
+from ragreports.errors import ConfigError
+from ragreports.text.normalize import match_key
 
 SECTION_TITLES = {
     "measures": "主要举措与成效",
@@ -46,8 +48,6 @@ def _fmt_value(value: float) -> str:
 def _grouped(items: Sequence[BriefItem]) -> list[tuple[str, list[BriefItem]]]:
     """Items grouped by topic, topics in the fixed order of the cue file (so briefs line up), 其他 and unknown
     topics last; items keep their order inside a topic."""
-    from ragreports.brief import load_cues
-
     order = {t: i for i, t in enumerate(load_cues().topics)}
     groups: dict[str, list[BriefItem]] = {}
     for it in items:
@@ -216,8 +216,6 @@ def render_html(brief: Brief, doc_text: str) -> str:
 def _figure_key(label: str, unit: str, quote: str, concepts: dict[str, list[str]]) -> tuple[str, str]:
     """(measure, unit) of a key figure: the first concept of the cue file named in its label (else in its quote),
     else its own label without a leading 全年/累计/共…, normalised; the unit normalised."""
-    from ragreports.brief import load_cues
-
     cues = load_cues()
     for text in (label, quote):
         for name, words in concepts.items():
@@ -235,8 +233,6 @@ def compare_rows(briefs: Sequence[Brief], max_columns: int = 20) -> list[dict[st
     (at least two when several briefs are compared), at most ``max_columns``. In a row, a figure stated twice
     keeps its first statement; a missing figure is None.
     """
-    from ragreports.brief import load_cues
-
     concepts = load_cues().figure_concepts
     per_brief: list[dict[tuple[str, str], tuple[str, float]]] = []
     seen_in: Counter[tuple[str, str]] = Counter()
@@ -269,8 +265,6 @@ def compare_rows(briefs: Sequence[Brief], max_columns: int = 20) -> list[dict[st
 
 def render_compare(rows: Sequence[dict[str, Any]], fmt: str = "csv") -> str:
     """The comparison rows as CSV or a Markdown table (same columns, same order)."""
-    from ragreports.errors import ConfigError
-
     columns: list[str] = list(FIXED_COLUMNS)
     for r in rows:
         columns.extend(c for c in r if c not in columns)

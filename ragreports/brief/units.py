@@ -1,8 +1,9 @@
 """The structure layer of the standard brief: a report split into *units* (:class:`Unit`).
 
 A unit is a sub-heading or a ``一是/二是`` enumeration item with its title and its sentences (spans in the text),
-tagged with the template field its part of the report belongs to (from the outline of ``ragreports.chunking`` and
-the cue words of ``data/brief_cues.yaml``). :mod:`ragreports.brief` builds its items from these units.
+tagged with the template field its part of the report belongs to (from the outline of ``ragreports.text.outline``
+and the cue words of ``data/brief_cues.yaml``). :mod:`ragreports.brief.extractive` builds its items from these
+units.
 """
 
 from __future__ import annotations
@@ -10,16 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ragreports.brief import Cues
+from ragreports.brief.cues import Cues, load_cues
+from ragreports.text.outline import parse_outline
 
 _SENT_END = re.compile(r"[。！？]+[”’\"')）》」』]*")
 _CLAUSE_END = re.compile(r"[。！？；;]+[”’\"')）》」』]*")
-_STRIP = " \t\n\u3000\xa0\r\ufeff,，、。；;：:"
+EDGE_PUNCT = " \t\n\u3000\xa0\r\ufeff,，、。；;：:"
 _PARA_END = "。！？；;：:”’\"」』)）"
-_ENUM_NUM = "一二三四五六七八九十"
+ENUM_NUMERALS = "一二三四五六七八九十"
 _ENUM_BOUNDARY = "。；;：:，,\n"
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -35,14 +35,14 @@ class Unit:
 
 
 def _trim(text: str, s: int, e: int) -> tuple[int, int]:
-    while s < e and text[s] in _STRIP:
+    while s < e and text[s] in EDGE_PUNCT:
         s += 1
-    while e > s and text[e - 1] in _STRIP:
+    while e > s and text[e - 1] in EDGE_PUNCT:
         e -= 1
     return s, e
 
 
-def split_sentences(text: str, s: int, e: int, long: int = 150, ends: re.Pattern[str] | None = None
+def unit_sentences(text: str, s: int, e: int, long: int = 150, ends: re.Pattern[str] | None = None
                     ) -> list[tuple[int, int]]:
     """Sentences of ``text[s:e]`` cut after 。！？ (a sentence longer than ``long`` characters is cut at ；
     too), trimmed of punctuation at both ends; fragments with fewer than 4 CJK characters are left out."""
@@ -51,7 +51,7 @@ def split_sentences(text: str, s: int, e: int, long: int = 150, ends: re.Pattern
         stop = m.end() if m else e
         a, b = _trim(text, pos, stop)
         if b - a > long:  # an overlong sentence: its clauses stand alone
-            out.extend(split_sentences(text, a, b, long=10**9, ends=_CLAUSE_END))
+            out.extend(unit_sentences(text, a, b, long=10**9, ends=_CLAUSE_END))
         elif b > a and len(_CJK.findall(text[a:b])) >= 4:
             out.append((a, b))
         pos = stop
@@ -79,7 +79,7 @@ def paragraphs(text: str, s: int, e: int, min_chars: int = 25) -> list[tuple[int
     return out
 
 
-_ENUM_MARK = re.compile(f"[{_ENUM_NUM}]是")
+_ENUM_MARK = re.compile(f"[{ENUM_NUMERALS}]是")
 
 
 def _enumeration(text: str, s: int, e: int) -> list[int]:
@@ -89,9 +89,9 @@ def _enumeration(text: str, s: int, e: int) -> list[int]:
     levels: list[int] = []  # per open sequence, the index of the numeral expected next
     top: list[int] = []
     for m in _ENUM_MARK.finditer(text, s, e):
-        i, k = m.start(), _ENUM_NUM.index(text[m.start()])
+        i, k = m.start(), ENUM_NUMERALS.index(text[m.start()])
         before = text[i - 1] if i > s else "\n"
-        if before in _ENUM_NUM + "第唯" or (k == 0 and before not in _ENUM_BOUNDARY):
+        if before in ENUM_NUMERALS + "第唯" or (k == 0 and before not in _ENUM_BOUNDARY):
             continue
         if not levels:
             if k == 0 or i == s:
@@ -127,9 +127,9 @@ def _units_of(text: str, s: int, e: int, title: tuple[int, int] | None, cues: Cu
     """(title, sentences) of each enumeration item in text[s:e], recursively; the preamble keeps ``title``."""
     marks = _enumeration(text, s, e)
     if not marks:
-        return [(title, split_sentences(text, s, e))]
+        return [(title, unit_sentences(text, s, e))]
     out = []
-    pre = split_sentences(text, s, marks[0])
+    pre = unit_sentences(text, s, marks[0])
     if pre or title:
         out.append((title, pre))
     for i, m in enumerate(marks):
@@ -158,9 +158,6 @@ def _classify(path: Sequence[str], cues: Cues) -> str:
 
 def report_units(text: str, cues: Cues | None = None) -> list[Unit]:
     """The units of a report in document order, each with the template field its part belongs to."""
-    from ragreports.brief import load_cues
-    from ragreports.chunking import parse_outline
-
     cues = cues or load_cues()
     headings = parse_outline(text)
     leaves: list[tuple[tuple[str, ...], tuple[int, int] | None, int, int]] = []
@@ -206,5 +203,3 @@ def _paragraph_kind(paragraph: str, kind: str, cues: Cues) -> str:
         return "shortcomings"
     return kind
 
-
-__all__ = ["Unit", "report_units", "split_sentences", "paragraphs"]

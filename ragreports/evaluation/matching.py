@@ -3,7 +3,7 @@
 A gold answer that is one quantity (``5次``, ``3000余份``, ``9.98万人次``) is matched by value (after scale words)
 followed by the same unit within the answer's first :data:`ANSWER_WINDOW` characters; any other gold answer by
 normalised containment. Also home of the comparison forms (:func:`key`, :func:`unit_key`, :func:`values_equal`)
-that :mod:`ragreports.scoring` shares. Pure functions; the number rules data is loaded lazily (cached).
+that :mod:`ragreports.evaluation.scoring` shares. Pure functions; the number rules data is loaded lazily (cached).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from ragreports.textnorm import match_key, to_simplified
+from ragreports.data import load_rules
+from ragreports.text.normalize import match_key, to_simplified
+from ragreports.text.numbers import NumbersFile, parse_number
 
 ANSWER_WINDOW = 80  # a correct answer states the gold answer within its first 80 characters
 VALUE_REL_TOL = 1e-6
@@ -58,25 +60,21 @@ class _NumberRules:
 @functools.lru_cache(maxsize=1)
 def _number_rules() -> _NumberRules:
     """Scale words, approximation markers and numeral characters from the number rules data file."""
-    from ragreports.numbers import load_rules
-
-    r = load_rules("facts_numbers")
-    cn = "".join(map(str, r["digits"])) + "".join(map(str, r["small_units"])) + "万亿"
-    scales = {str(k): int(v) for k, v in r["scale_words"].items()}
+    r = load_rules("facts_numbers", NumbersFile)
+    cn = "".join(r.digits) + "".join(r.small_units) + "万亿"
+    scales = dict(r.scale_words)
     return _NumberRules(
         numeral=re.compile(r"\d+(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[" + re.escape(cn) + "]+"),
         scale_words=tuple(sorted(scales, key=len, reverse=True)),
         scales=scales,
-        infix=frozenset(str(x) for x in r["approx"]["infix"]),
-        lead=tuple(sorted({*map(str, r["approx"]["prefix"]), *ANSWER_LEAD_WORDS}, key=len, reverse=True)),
-        digit_chars=frozenset("0123456789" + "".join(map(str, r["digits"]))),
+        infix=frozenset(r.approx.infix),
+        lead=tuple(sorted({*r.approx.prefix, *ANSWER_LEAD_WORDS}, key=len, reverse=True)),
+        digit_chars=frozenset("0123456789" + "".join(r.digits)),
     )
 
 
 def parse_numeral(s: str) -> float | None:
-    """Value of a numeral as written (``1,234``, ``9.98``, ``七十六``); delegates to :mod:`ragreports.numbers`."""
-    from ragreports.numbers import parse_number
-
+    """Value of a numeral as written (``1,234``, ``9.98``, ``七十六``); delegates to :mod:`ragreports.text.numbers`."""
     return parse_number(s)
 
 

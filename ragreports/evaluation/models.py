@@ -1,8 +1,8 @@
 """Pydantic models of the evaluation: predictions read in the ``--dump`` shape, and the scores computed from them.
 
 Inputs (``Pred*``, :class:`Predictions`) ignore unknown keys, so a dump from a newer version still loads. Results
-(:class:`ReportScore`, :class:`Scores`, :class:`SuiteScore` and their parts) are what :mod:`ragreports.scoring`
-returns and :mod:`ragreports.evaluate` / :mod:`ragreports.eval_report` render; they hold no logic beyond
+(:class:`ReportScore`, :class:`Scores`, :class:`SuiteScore` and their parts) are what :mod:`ragreports.evaluation.scoring`
+returns and :mod:`ragreports.evaluation.runner` / :mod:`ragreports.evaluation.report` render; they hold no logic beyond
 derived properties.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ragreports.evaluation.matching import ANSWER_WINDOW
 
 
 # -- predictions (the --dump shape; extra keys ignored) ----------------------------------------------------------
@@ -142,8 +144,6 @@ class QuestionOutcome(BaseModel):
 
     @property
     def reason(self) -> str:
-        from ragreports.scoring import ANSWER_WINDOW  # the rule lives with the scoring functions
-
         if self.correct:
             return ""
         if self.refused:

@@ -1,4 +1,4 @@
-"""Rendering of an :class:`~ragreports.evaluate.EvalRun`: console tables (rich), the ``--json`` object, the
+"""Rendering of an :class:`~ragreports.evaluation.runner.EvalRun`: console tables (rich), the ``--json`` object, the
 ``--dump`` object, JUnit XML and a standalone HTML page.
 
     print_summary(run, console); print_breakdown(run, console); print_misses(run, console)
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from ragreports.eval_models import FactRef, ReportScore
-from ragreports.evaluate import EvalRun
-from ragreports.scoring import ratio
+from ragreports.evaluation.models import FactRef, ReportScore
+from ragreports.evaluation.runner import EvalRun
+from ragreports.evaluation.scoring import ratio
 
 # metric name -> human label, in display order
 METRIC_LABELS: dict[str, str] = {

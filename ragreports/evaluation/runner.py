@@ -5,8 +5,8 @@
 
 Everything the run needs from the user (gold files, thresholds, baseline) is validated before any work. The
 pipeline runs against a fresh temporary index (``settings.home`` replaced by a temp dir, embedded Chroma), so the
-user's index is never touched. Scoring is pure (:mod:`ragreports.scoring`); rendering is in
-:mod:`ragreports.eval_report`.
+user's index is never touched. Scoring is pure (:mod:`ragreports.evaluation.scoring`); rendering is in
+:mod:`ragreports.evaluation.report`.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ragreports.config import Settings
 from ragreports.errors import ConfigError, GoldFormatError, RagReportsError
-from ragreports.eval_models import Predictions, ReportScore, Scores
-from ragreports.gold import Suite, load_suite
-from ragreports.scoring import contains_quote, metric_values, score_suite
+from ragreports.evaluation.gold import Suite, load_suite
+from ragreports.evaluation.models import Predictions, ReportScore, Scores
+from ragreports.evaluation.scoring import contains_quote, metric_values, score_suite
+from ragreports.types import ENGINES
+from ragreports.workspace import Workspace
 
-log = logging.getLogger("ragreports.evaluate")
+log = logging.getLogger("ragreports.evaluation")
 
-ENGINES = ("extractive", "llm")
 MIN_RETRIEVED = 5  # retrieval recall@5 needs at least five passages per question
 ProgressFn = Callable[[str, dict], None]
 
@@ -421,8 +422,6 @@ def run_eval(suite_path: str | Path, settings: Settings, *, engine: str = "extra
     base = load_baseline(baseline) if baseline is not None else None
     progress = progress or (lambda event, info: None)
     if workspace_factory is None:
-        from ragreports.workspace import Workspace
-
         workspace_factory = Workspace
     runs: list[tuple[Scores, list[ReportScore]]] = []
     first_preds: dict[str, Any] = {}

@@ -16,21 +16,34 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-# The number-answer rules and the comparison forms live in ragreports.answer_matching; importable from here too.
-from ragreports.answer_matching import (  # noqa: F401
-    ANSWER_LEAD_WORDS, ANSWER_TRAIL_WORDS, ANSWER_WINDOW, MAX_UNIT_CHARS, VALUE_REL_TOL, NumberAnswer, key,
-    parse_number_answer, parse_numeral, scan_numbers, states_answer, unit_key, values_equal,
+from ragreports.evaluation.gold import META_FIELDS, SECTION_NAMES, GoldFact, GoldReport
+from ragreports.evaluation.matching import key, states_answer, unit_key, values_equal
+from ragreports.evaluation.models import (
+    FactOutcome,
+    FactRef,
+    FactScores,
+    GroundingMiss,
+    GroundingScores,
+    MetaMiss,
+    MetaScores,
+    PredCitation,
+    PredEvidence,
+    PredFact,
+    Predictions,
+    PredQuestion,
+    PredReport,
+    PredResult,
+    PredSummary,
+    QAScores,
+    QuestionOutcome,
+    ReportScore,
+    RetrievalScores,
+    Scores,
+    SectionPoint,
+    SectionScores,
+    SuiteScore,
 )
-# The models live in ragreports.eval_models; all of them stay importable from here (PredItem, PredMeta and
-# UnsupportedFact only for compatibility: import them from ragreports.eval_models).
-from ragreports.eval_models import (  # noqa: F401
-    FactOutcome, FactRef, FactScores, GroundingMiss, GroundingScores, MetaMiss, MetaScores, PredCitation,
-    PredEvidence, PredFact, PredItem, PredMeta, PredQuestion, PredReport, PredResult, Predictions, PredSummary,
-    QAScores, QuestionOutcome, ReportScore, RetrievalScores, Scores, SectionPoint, SectionScores, SuiteScore,
-    UnsupportedFact,
-)
-from ragreports.gold import META_FIELDS, SECTION_NAMES, GoldFact, GoldReport
-from ragreports.textnorm import quotes_overlap
+from ragreports.text.normalize import quotes_overlap
 
 # Administrative-area suffixes for the issuer/region place-prefix rule (longest first where they share an end).
 _AREA_SUFFIX = "特别行政区|自治区|自治州|自治县|自治旗|地区|省|市|州|盟|区|县|旗"
@@ -39,7 +52,7 @@ _NOT_PLACE = "局厅委办处部署司室站院"
 _AREA = re.compile(rf"^[^{_NOT_PLACE}\s\d]{{1,10}}?(?:{_AREA_SUFFIX})")
 
 
-# -- normalisation (key, unit_key, values_equal: ragreports.answer_matching) -------------------------------------
+# -- normalisation (key, unit_key, values_equal: ragreports.evaluation.matching) -------------------------------------
 def contains_quote(passage: str, quote: str) -> bool:
     """Normalised containment: the gold ``quote`` lies inside ``passage``."""
     kq = key(quote)
@@ -181,7 +194,7 @@ def meta_field_correct(field: str, accepted: list[Any] | None, predicted: Any) -
     return any(names_match(str(a), str(predicted)) for a in accepted)
 
 
-# -- questions (number-answer rules: ragreports.answer_matching) -------------------------------------------------
+# -- questions (number-answer rules: ragreports.evaluation.matching) -------------------------------------------------
 def cites_quote(citations: Iterable[PredCitation], quote: str, doc_id: str | None) -> bool:
     """Some citation of the report's document contains the gold quote (normalised containment)."""
     return doc_id is not None and any(c.doc_id == doc_id and contains_quote(c.quote, quote) for c in citations)

@@ -1,6 +1,6 @@
 """Fact extraction: every quantitative fact a report states, with a verbatim quote and its offsets.
 
-``extract_facts(text)`` takes the cleaned text (``ragreports.cleaning.clean``) and returns :class:`Fact` items in
+``extract_facts(text)`` takes the cleaned text (``ragreports.text.cleaning.clean``) and returns :class:`Fact` items in
 text order. Rules follow spec/gold-format.md ("Which numbers are facts"); the word lists are data in
 ``ragreports/data/facts_rules.yaml`` and the units in ``facts_units.yaml``. Pure and deterministic.
 """
@@ -12,39 +12,74 @@ import functools
 import re
 from dataclasses import dataclass
 
-from ragreports.numbers import QuantityMatch, iter_quantities, load_rules, match_unit, rules as number_rules
-from ragreports.textnorm import longest_common_run
+from pydantic import BaseModel, ConfigDict
+
+from ragreports.data import load_rules
+from ragreports.text.normalize import longest_common_run
+from ragreports.text.numbers import QuantityMatch, iter_quantities, match_unit
+from ragreports.text.numbers import rules as number_rules
 from ragreports.types import Fact
+
+
+class FactRulesFile(BaseModel):
+    """``data/facts_rules.yaml``: what is not a fact, and how quotes and labels are cut."""
+
+    model_config = ConfigDict(extra="forbid")
+    protected_pairs: list[tuple[str, str]]
+    protected_max_chars: int = 60
+    ordinal_prefixes: list[str]
+    range_prefixes: list[str]
+    vague_prefixes: list[str]
+    name_words: list[str]
+    restatement_generic_nouns: list[str]
+    restatement_referring: list[str]
+    year_after: list[str]
+    year_before: list[str]
+    blocked_after: dict[str, list[str]]
+    rank_statement: str
+    clause_breaks: str
+    soft_breaks: str
+    gap_separators: list[str]
+    quote_max_before: int
+    quote_max_after: int
+    quote_overflow: int
+    quote_cut_before: list[str]
+    quote_cut_after: list[str]
+    label_drop_leading: list[str]
+    label_drop_trailing: list[str]
+    label_verbal_units: list[str]
+    label_post_cut: list[str]
+    label_suffix: dict[str, str]
 
 
 class _FactRules:
     def __init__(self) -> None:
-        d = load_rules("facts_rules")
-        self.pairs: list[tuple[str, str]] = [(str(a), str(b)) for a, b in d["protected_pairs"]]
-        self.protected_max: int = int(d.get("protected_max_chars", 60))
-        self.ordinal: list[str] = sorted(d["ordinal_prefixes"], key=len, reverse=True)
-        self.range_prefixes: list[str] = list(d["range_prefixes"])
-        self.vague_prefixes: list[str] = list(d["vague_prefixes"])
-        self.name_words: list[str] = list(d["name_words"])
-        self.year_after: list[str] = list(d["year_after"])
-        self.year_before: list[str] = sorted(d["year_before"], key=len, reverse=True)
-        self.blocked_after: dict[str, list[str]] = {str(k): list(v) for k, v in d["blocked_after"].items()}
-        self.rank_statement = re.compile(d["rank_statement"])
-        self.breaks: str = d["clause_breaks"]
-        self.soft: str = d["soft_breaks"]
-        self.gap_separators: list[str] = list(d["gap_separators"])
-        self.generic_nouns: list[str] = list(d["restatement_generic_nouns"])
-        self.referring: list[str] = list(d["restatement_referring"])
-        self.max_before: int = int(d["quote_max_before"])
-        self.max_after: int = int(d["quote_max_after"])
-        self.overflow: int = int(d["quote_overflow"])
-        self.right_cut_before: list[str] = list(d["quote_cut_before"])
-        self.left_cut_after: list[str] = list(d["quote_cut_after"])
-        self.drop_lead: list[str] = sorted(d["label_drop_leading"], key=len, reverse=True)
-        self.drop_trail: list[str] = sorted(d["label_drop_trailing"], key=len, reverse=True)
-        self.suffix: dict[str, str] = {str(k): str(v) for k, v in d["label_suffix"].items()}
-        self.verbal_units: set[str] = set(d["label_verbal_units"])
-        self.post_cut: str = "|".join(map(re.escape, d["label_post_cut"]))
+        d = load_rules("facts_rules", FactRulesFile)
+        self.pairs: list[tuple[str, str]] = [(str(a), str(b)) for a, b in d.protected_pairs]
+        self.protected_max: int = d.protected_max_chars
+        self.ordinal: list[str] = sorted(d.ordinal_prefixes, key=len, reverse=True)
+        self.range_prefixes: list[str] = list(d.range_prefixes)
+        self.vague_prefixes: list[str] = list(d.vague_prefixes)
+        self.name_words: list[str] = list(d.name_words)
+        self.year_after: list[str] = list(d.year_after)
+        self.year_before: list[str] = sorted(d.year_before, key=len, reverse=True)
+        self.blocked_after: dict[str, list[str]] = {str(k): list(v) for k, v in d.blocked_after.items()}
+        self.rank_statement = re.compile(d.rank_statement)
+        self.breaks: str = d.clause_breaks
+        self.soft: str = d.soft_breaks
+        self.gap_separators: list[str] = list(d.gap_separators)
+        self.generic_nouns: list[str] = list(d.restatement_generic_nouns)
+        self.referring: list[str] = list(d.restatement_referring)
+        self.max_before: int = int(d.quote_max_before)
+        self.max_after: int = int(d.quote_max_after)
+        self.overflow: int = int(d.quote_overflow)
+        self.right_cut_before: list[str] = list(d.quote_cut_before)
+        self.left_cut_after: list[str] = list(d.quote_cut_after)
+        self.drop_lead: list[str] = sorted(d.label_drop_leading, key=len, reverse=True)
+        self.drop_trail: list[str] = sorted(d.label_drop_trailing, key=len, reverse=True)
+        self.suffix: dict[str, str] = {str(k): str(v) for k, v in d.label_suffix.items()}
+        self.verbal_units: set[str] = set(d.label_verbal_units)
+        self.post_cut: str = "|".join(map(re.escape, d.label_post_cut))
 
 
 @functools.lru_cache(maxsize=1)

@@ -14,7 +14,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from ragreports.numbers import load_rules, parse_chinese_numeral
+from pydantic import BaseModel, ConfigDict
+
+from ragreports.data import load_rules
+from ragreports.text.numbers import parse_chinese_numeral
 from ragreports.types import Meta
 
 _CJK = r"\u3400-\u9fff"
@@ -25,21 +28,44 @@ _LEVEL_CHARS = set("省市州区县盟旗")
 _NOT_PLACE_CHARS = set("年度月日时期届次个项件号第我全本各该这那其")
 
 
+class MetaRulesFile(BaseModel):
+    """``data/meta_rules.yaml``: bureau short forms, level words, date labels and title/year cues."""
+
+    model_config = ConfigDict(extra="forbid")
+    bureau_short_forms: dict[str, str]
+    levels: list[str]
+    province_levels: list[str]
+    not_places: list[str]
+    published_labels: list[str]
+    title_endings: list[str]
+    title_max_chars: int
+    review_last_year: list[str]
+    next_year_cues: list[str]
+    not_issuers_by_frequency: list[str]
+    child_levels: list[str]
+    parent_levels: list[str]
+
+
+def bureau_short_forms() -> dict[str, str]:
+    """Short forms of bureau names -> full official names (``科技局`` -> ``科学技术局``); a full name maps to itself."""
+    return dict(load_rules("meta_rules", MetaRulesFile).bureau_short_forms)
+
+
 class _MetaRules:
     def __init__(self) -> None:
-        d = load_rules("meta_rules")
-        self.short: dict[str, str] = {str(k): str(v) for k, v in d["bureau_short_forms"].items()}
-        self.levels: list[str] = sorted(d["levels"], key=len, reverse=True)
-        self.province_levels: list[str] = list(d["province_levels"])
-        self.not_places: set[str] = set(d["not_places"])
-        self.published_labels: list[str] = list(d["published_labels"])
-        self.title_endings: list[str] = sorted(d["title_endings"], key=len, reverse=True)
-        self.title_max: int = int(d["title_max_chars"])
-        self.review_last_year: list[str] = list(d["review_last_year"])
-        self.next_year_cues: list[str] = list(d["next_year_cues"])
-        self.not_issuers: set[str] = set(d["not_issuers_by_frequency"])
-        self.child_levels: set[str] = set(d["child_levels"])
-        self.parent_levels: set[str] = set(d["parent_levels"])
+        d = load_rules("meta_rules", MetaRulesFile)
+        self.short: dict[str, str] = dict(d.bureau_short_forms)
+        self.levels: list[str] = sorted(d.levels, key=len, reverse=True)
+        self.province_levels: list[str] = list(d.province_levels)
+        self.not_places: set[str] = set(d.not_places)
+        self.published_labels: list[str] = list(d.published_labels)
+        self.title_endings: list[str] = sorted(d.title_endings, key=len, reverse=True)
+        self.title_max: int = d.title_max_chars
+        self.review_last_year: list[str] = list(d.review_last_year)
+        self.next_year_cues: list[str] = list(d.next_year_cues)
+        self.not_issuers: set[str] = set(d.not_issuers_by_frequency)
+        self.child_levels: set[str] = set(d.child_levels)
+        self.parent_levels: set[str] = set(d.parent_levels)
         cores = "|".join(sorted(self.short, key=len, reverse=True))
         levels = "|".join(self.levels)
         self.bureau_re = re.compile(f"(?P<level>{levels})(?P<core>{cores})")

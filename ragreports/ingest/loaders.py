@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from html.parser import HTMLParser
 from pathlib import Path
 
-from ragreports.cleaning import BLOCK_TAGS
 from ragreports.errors import EmptyDocumentError, LoadError
+from ragreports.text.cleaning import BLOCK_TAGS
 from ragreports.types import RawDocument
 
 SUPPORTED = {".txt", ".md", ".html", ".htm", ".pdf", ".docx"}

@@ -1,12 +1,12 @@
 """The deterministic offline chat model (``fake`` in ``get_chat_model``), registered like the real providers.
 
-Import it from :mod:`ragreports.llm` (re-exported there) or from here. ``FakeChatModel``, exactly:
+``FakeChatModel``, exactly:
 
 1. Scripted: ``FakeChatModel(responses=[...])`` returns the items in order (an Exception item is raised instead;
    running out raises ProviderError); ``FakeChatModel(responses=fn)`` returns ``fn(messages)``.
 2. Otherwise, a handler registered for the prompt name decides: stages register one for their own prompt::
 
-       from ragreports.llm import FakeChatModel, FakeRequest
+       from ragreports.llm.fake import FakeChatModel, FakeRequest
 
        @FakeChatModel.register_handler("answer")         # the prompt *name*, without "@version"
        def _fake_answer(req: FakeRequest) -> dict:       # may return str, dict/list (sent as JSON) or a BaseModel
@@ -30,7 +30,7 @@ Import it from :mod:`ragreports.llm` (re-exported there) or from here. ``FakeCha
    properties are present. With no schema, or one it can't fill (pattern, format, uniqueItems with >1 item,
    minLength > len(S)...), it returns ``{}``.
 
-Token usage of the fake is counted with ``ragreports.tokens.TokenCounter``. ``to_langchain()`` gives a LangChain
+Token usage of the fake is counted with ``ragreports.text.tokens.TokenCounter``. ``to_langchain()`` gives a LangChain
 ``BaseChatModel`` over the same fake (langchain_core imported on first use).
 """
 
@@ -48,7 +48,9 @@ from typing import Any, Callable, Iterator, Sequence
 from pydantic import BaseModel
 
 from ragreports.errors import ProviderError
-from ragreports.llm import MAX_CALLS_KEPT, CallRecord, Messages, first_sentence, parse_passages, record_call
+from ragreports.llm.base import MAX_CALLS_KEPT, CallRecord, Messages, record_call
+from ragreports.llm.context import first_sentence, parse_passages
+from ragreports.text.tokens import TokenCounter
 
 
 # -- requests and the default -----------------------------------------------------------------------------------
@@ -224,8 +226,6 @@ class FakeChatModel:
 
     @functools.cached_property
     def _counter(self):
-        from ragreports.tokens import TokenCounter
-
         return TokenCounter(self.encoding)
 
     def _reply(self, messages: Messages, json_mode: bool, prompt: str | None) -> str:

@@ -1,6 +1,6 @@
 """OpenAI and OpenAI-compatible servers (``openai:MODEL``) and local GGUF models through llama.cpp (``gguf:PATH``).
 
-Chosen by :func:`ragreports.llm.get_chat_model`; both names are re-exported by :mod:`ragreports.llm`. The ``openai``
+Chosen by :func:`ragreports.providers.get_chat_model`. The ``openai``
 SDK, ``langchain_openai`` and ``xllamacpp`` are imported on first use, never at import time.
 
 Faults: each request has ``settings.llm_timeout``; 408/429/5xx and connection errors are retried up to
@@ -31,7 +31,7 @@ from typing import Any, Callable
 from pydantic import SecretStr
 
 from ragreports.errors import ConfigError, ProviderError
-from ragreports.llm import MAX_CALLS_KEPT, NO_KEY, CallRecord, Messages, log, record_call, redact
+from ragreports.llm.base import MAX_CALLS_KEPT, NO_KEY, CallRecord, Messages, log, record_call, redact
 
 
 # -- OpenAI-compatible ---------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Versioned prompt files (``prompts/NAME.yaml``) with declared variables.
+"""Versioned prompt files (``NAME.yaml``; the packaged ones are in ``ragreports/data/prompts``) with declared
+variables.
 
 A prompt file::
 
@@ -81,7 +82,8 @@ class PromptFile(BaseModel):
 def load_prompt(name: str, prompts_dir: Path) -> PromptFile:
     path = Path(prompts_dir) / f"{name}.yaml"
     if not path.exists():
-        raise ConfigError(f"prompt file {path} not found; set RAGREPORTS_PROMPTS_DIR to the project's prompts/ folder")
+        raise ConfigError(f"prompt file {path} not found; set RAGREPORTS_PROMPTS_DIR to a folder holding {name}.yaml "
+                          "(or unset it to use the packaged prompts)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         prompt = PromptFile.model_validate(data)

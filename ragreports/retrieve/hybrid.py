@@ -1,12 +1,12 @@
 """Hybrid, series-aware retrieval: dense (Chroma) + BM25 (jieba), fused by reciprocal rank fusion.
 
 A question that names a year or an issuer/region is routed to the matching reports (filter when unambiguous,
-preference otherwise) by :mod:`ragreports.query`. Preferred reports are searched on their own first, so they are
+preference otherwise) by :mod:`ragreports.retrieve.query`. Preferred reports are searched on their own first, so they are
 found however large the index is, and their passages rank ahead of the rest. Explicit filters (doc, year, issuer)
 always win. A query that yields no BM25 tokens is logged: we never silently degrade to dense-only.
 
 The two rankers see the question differently. BM25 gets all of it (exact years, names and counts are what it is
-good at). The dense encoder gets the question without the routing cues :func:`ragreports.query.understand` found
+good at). The dense encoder gets the question without the routing cues :func:`ragreports.retrieve.query.understand` found
 (the issuer/region mentions and the years, outside quoted titles): once routing has chosen the report, those words
 no longer tell its passages apart, and in a small encoder they drown the content words, pulling the query towards
 whichever passage repeats the bureau's name (measured on the dev suite with e5-small: dense recall@5 0.83 -> 0.98).
@@ -19,17 +19,21 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ragreports.store import DocRecord, DocStore, LexicalIndex, VectorIndex, lexical_terms
-from ragreports.textnorm import match_key, to_simplified
+from ragreports.index.docstore import DocRecord, DocStore
+from ragreports.index.embeddings import Embedder
+from ragreports.index.lexical import LexicalIndex, lexical_terms
+from ragreports.index.vectors import VectorIndex
+from ragreports.retrieve.query import QueryPlan, understand
+from ragreports.text.normalize import match_key, to_simplified
 from ragreports.types import Meta, SearchResult
 
-log = logging.getLogger("ragreports.retrieval")
+log = logging.getLogger("ragreports.retrieve")
 
 RRF_K = 60
 BOOST = 1.0 / (RRF_K + 1)  # added to the scores of a preferred document's passages (they rank first anyway)
 
 ChunkId = tuple[str, int]
-_QUOTED = re.compile(r"“[^”]{1,80}”|《[^》]{1,80}》|「[^」]{1,80}」|『[^』]{1,80}』|\"[^\"]{1,80}\"")
+QUOTED_SPAN = re.compile(r"“[^”]{1,80}”|《[^》]{1,80}》|「[^」]{1,80}」|『[^』]{1,80}』|\"[^\"]{1,80}\"")
 _YEAR = r"(?<![0-9])(?:19|20)[0-9]{2}\s*年度?|[〇零一二三四五六七八九]{4}\s*年度?"
 _CONTENT = re.compile(r"[\u3400-\u9fffA-Za-z0-9]")
 
@@ -47,7 +51,7 @@ def dense_query(text: str, places: Sequence[str]) -> str:
     """The question for the dense encoder: ``text`` without the place/issuer mentions ``places`` and the years,
     except inside quoted titles (《常州市科技创新促进条例》 stays whole). Falls back to ``text`` when fewer than
     two content characters would be left."""
-    protected = [m.span() for m in _QUOTED.finditer(text)]
+    protected = [m.span() for m in QUOTED_SPAN.finditer(text)]
     alts = [re.escape(p) for p in sorted({p for p in places if p}, key=len, reverse=True)] + [_YEAR]
     out: list[str] = []
     pos = 0
@@ -75,9 +79,9 @@ class Retriever:
     docstore: DocStore
     vectors: VectorIndex
     lexical: LexicalIndex
-    embedder: object
+    embedder: Embedder
     route: bool = True
-    last_plan: object | None = field(default=None, repr=False)
+    last_plan: QueryPlan | None = field(default=None, repr=False)
     _docs: tuple[int, list[DocRecord], tuple[tuple[str, Meta], ...]] | None = field(default=None, repr=False,
                                                                                    init=False)
 
@@ -118,8 +122,6 @@ class Retriever:
         self.last_plan = None
         places: Sequence[str] = ()
         if self.route:
-            from ragreports.query import understand
-
             plan = understand(q, names)
             places = plan.places
             if filters == SearchFilters():  # explicit filters win over routing

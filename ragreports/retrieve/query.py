@@ -22,7 +22,11 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ragreports.textnorm import to_simplified
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragreports.data import load_rules
+from ragreports.extract.metadata import bureau_short_forms
+from ragreports.text.normalize import to_simplified
 from ragreports.types import Meta
 
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年(?:度)?")
@@ -50,6 +54,23 @@ class QueryPlan:
     out_of_scope: bool = False  # names a place/year no known report covers
 
 
+class QueryRulesFile(BaseModel):
+    """``data/query_rules.yaml``: question words, stopwords, answer-type cues, measure words, place words."""
+
+    model_config = ConfigDict(extra="forbid")
+    question_words: list[str]
+    stopwords: list[str]
+    qtype_cues: list[tuple[str, str]]
+    measure_words: list[str]
+    scale_prefixes: list[str]
+    implied_measures: list[tuple[str, str]]
+    admin_suffixes: list[str]
+    organ_endings: str
+    issuer_prefixes: list[str] = Field(default_factory=list)
+    issuer_suffixes: list[str] = Field(default_factory=list)
+    generic_places: list[str]
+
+
 @dataclass(frozen=True)
 class _Rules:
     question_words: tuple[str, ...]  # longest first
@@ -71,28 +92,26 @@ class _Rules:
 @functools.lru_cache(maxsize=1)
 def rules() -> _Rules:
     """The question rules from the data files (loaded once, on first use)."""
-    from ragreports.numbers import load_rules
-
-    r = load_rules("query_rules")
-    shorts = {str(k): str(v) for k, v in (load_rules("meta_rules").get("bureau_short_forms") or {}).items()}
+    r = load_rules("query_rules", QueryRulesFile)
+    shorts = bureau_short_forms()
     full_to_short: dict[str, list[str]] = {}
     for short, full in shorts.items():
         if short != full:
             full_to_short.setdefault(full, []).append(short)
-    suffixes = tuple(sorted(map(str, r["admin_suffixes"]), key=len, reverse=True))
+    suffixes = tuple(sorted(map(str, r.admin_suffixes), key=len, reverse=True))
     return _Rules(
-        question_words=tuple(sorted(map(str, r["question_words"]), key=len, reverse=True)),
-        stopwords=frozenset(map(str, r["stopwords"])),
-        qtype_cues=tuple((str(t), re.compile(p)) for t, p in r["qtype_cues"]),
-        measure_words=tuple(sorted(map(str, r["measure_words"]), key=len, reverse=True)),
-        scale_prefixes=tuple(sorted(map(str, r["scale_prefixes"]), key=len, reverse=True)),
-        implied_measures=tuple((re.compile(p), str(u)) for p, u in r["implied_measures"]),
+        question_words=tuple(sorted(map(str, r.question_words), key=len, reverse=True)),
+        stopwords=frozenset(map(str, r.stopwords)),
+        qtype_cues=tuple((str(t), re.compile(p)) for t, p in r.qtype_cues),
+        measure_words=tuple(sorted(map(str, r.measure_words), key=len, reverse=True)),
+        scale_prefixes=tuple(sorted(map(str, r.scale_prefixes), key=len, reverse=True)),
+        implied_measures=tuple((re.compile(p), str(u)) for p, u in r.implied_measures),
         admin_suffixes=suffixes,
         unit_re=re.compile(r"[\u4e00-\u9fff]{2,}?(?:" + "|".join(map(re.escape, suffixes)) + ")"),
-        organ_re=re.compile(r"[\u4e00-\u9fff]{1,8}?(?:" + str(r["organ_endings"]) + ")"),
-        issuer_prefixes=tuple(map(str, r.get("issuer_prefixes") or ())),
-        issuer_suffixes=tuple(map(str, r.get("issuer_suffixes") or ())),
-        generic_places=frozenset(map(str, r["generic_places"])),
+        organ_re=re.compile(r"[\u4e00-\u9fff]{1,8}?(?:" + str(r.organ_endings) + ")"),
+        issuer_prefixes=tuple(map(str, r.issuer_prefixes)),
+        issuer_suffixes=tuple(map(str, r.issuer_suffixes)),
+        generic_places=frozenset(map(str, r.generic_places)),
         full_to_short={k: tuple(v) for k, v in full_to_short.items()},
         short_to_full=shorts,
     )

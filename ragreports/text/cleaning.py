@@ -24,11 +24,11 @@ import functools
 import html
 import re
 from dataclasses import dataclass
-from importlib import resources
 
-import yaml
+from pydantic import BaseModel, ConfigDict
 
-from ragreports.textnorm import pinyin_spans, remove_spans, to_simplified_aligned
+from ragreports.data import load_rules
+from ragreports.text.normalize import pinyin_spans, remove_spans, to_simplified_aligned
 
 _MAX_PASSES = 4
 
@@ -79,6 +79,21 @@ _LOST_SPACE_RUN = re.compile(r"(?:(?<= )|^)\?{2,}|\?{2,}(?= )", re.M)
 _TONE_MARKS = frozenset("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ")
 
 
+class _PatternEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pattern: str
+    note: str
+    continued_by: str | None = None
+
+
+class ChromeFile(BaseModel):
+    """``data/chrome_patterns.yaml``: fragments removed inside a line, and whole lines dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+    fragments: list[_PatternEntry]
+    lines: list[_PatternEntry]
+
+
 @dataclass(frozen=True)
 class _LineRule:
     pattern: re.Pattern[str]
@@ -97,15 +112,11 @@ class ChromeRules:
 @functools.lru_cache(maxsize=1)
 def chrome_rules() -> ChromeRules:
     """Load and compile the chrome patterns once."""
-    raw = yaml.safe_load(resources.files("ragreports").joinpath("data/chrome_patterns.yaml").read_text("utf-8"))
-    fragments = tuple(re.compile(item["pattern"]) for item in raw["fragments"])
+    raw = load_rules("chrome_patterns", ChromeFile)
+    fragments = tuple(re.compile(item.pattern) for item in raw.fragments)
     lines = tuple(
-        _LineRule(
-            re.compile(item["pattern"]),
-            re.compile(item["continued_by"]) if item.get("continued_by") else None,
-            item["note"],
-        )
-        for item in raw["lines"]
+        _LineRule(re.compile(item.pattern), re.compile(item.continued_by) if item.continued_by else None, item.note)
+        for item in raw.lines
     )
     return ChromeRules(fragments, lines)
 

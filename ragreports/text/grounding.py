@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from difflib import SequenceMatcher
 
-from ragreports.textnorm import match_key, match_key_with_map
+from ragreports.text.normalize import match_key, match_key_with_map
 from ragreports.types import Evidence
 
 

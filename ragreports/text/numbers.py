@@ -17,21 +17,37 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from importlib import resources
-from typing import Any
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragreports.data import load_rules
 
 
-@functools.lru_cache(maxsize=None)
-def load_rules(name: str) -> dict[str, Any]:
-    """Load a rules file ``ragreports/data/<name>.yaml`` (cached)."""
-    path = resources.files("ragreports") / "data" / f"{name}.yaml"
-    with path.open("r", encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    if not isinstance(data, dict):
-        raise ValueError(f"rules file data/{name}.yaml must hold a mapping; fix or restore the file")
-    return data
+class _ApproxFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prefix: list[str]
+    prefix_window: list[str]
+    prefix_window_chars: int = 6
+    infix: list[str]
+    suffix: list[str]
+
+
+class NumbersFile(BaseModel):
+    """``data/facts_numbers.yaml``: numeral characters, scale words and approximation markers."""
+
+    model_config = ConfigDict(extra="forbid")
+    digits: dict[str, int]
+    small_units: dict[str, int]
+    scale_words: dict[str, int]
+    approx: _ApproxFile
+
+
+class UnitsFile(BaseModel):
+    """``data/facts_units.yaml``: unit words (as written -> base unit) and the units of calendar years."""
+
+    model_config = ConfigDict(extra="forbid")
+    units: dict[str, str]
+    year_units: list[str] = Field(default_factory=list)
 
 
 PERCENT_WORD = "百分之"
@@ -65,20 +81,20 @@ class _Rules:
     """Compiled view of the data files."""
 
     def __init__(self) -> None:
-        num = load_rules("facts_numbers")
-        units = load_rules("facts_units")
-        self.digits: dict[str, int] = {str(k): int(v) for k, v in num["digits"].items()}
-        self.small: dict[str, int] = {str(k): int(v) for k, v in num["small_units"].items()}
-        self.scales: dict[str, int] = {str(k): int(v) for k, v in num["scale_words"].items()}
-        approx = num["approx"]
-        self.prefix: list[str] = sorted(approx["prefix"], key=len, reverse=True)
-        self.prefix_window: list[str] = list(approx["prefix_window"])
-        self.window_chars: int = int(approx.get("prefix_window_chars", 6))
-        self.infix: list[str] = list(approx["infix"])
-        self.suffix: list[str] = sorted(approx["suffix"], key=len, reverse=True)
-        self.units: dict[str, str] = {str(k): str(v) for k, v in units["units"].items()}
+        num = load_rules("facts_numbers", NumbersFile)
+        units = load_rules("facts_units", UnitsFile)
+        self.digits: dict[str, int] = dict(num.digits)
+        self.small: dict[str, int] = dict(num.small_units)
+        self.scales: dict[str, int] = dict(num.scale_words)
+        approx = num.approx
+        self.prefix: list[str] = sorted(approx.prefix, key=len, reverse=True)
+        self.prefix_window: list[str] = list(approx.prefix_window)
+        self.window_chars: int = approx.prefix_window_chars
+        self.infix: list[str] = list(approx.infix)
+        self.suffix: list[str] = sorted(approx.suffix, key=len, reverse=True)
+        self.units: dict[str, str] = dict(units.units)
         self.unit_list: list[str] = sorted(self.units, key=len, reverse=True)
-        self.year_units: set[str] = set(units.get("year_units", []))
+        self.year_units: set[str] = set(units.year_units)
         cn = "".join(self.digits) + "".join(self.small) + "万亿"
         scale_alt = "|".join(sorted(self.scales, key=len, reverse=True))
         # Arabic (with thousands separators / decimals), optionally followed by a scale word; or a Chinese
@@ -218,7 +234,7 @@ def _scan_tail(text: str, pos: int) -> tuple[int, str, bool, int] | None:
 def iter_quantities(text: str) -> list[QuantityMatch]:
     """Every ``number [余] [scale] [余] unit [以上]`` expression in ``text``, left to right.
 
-    No judgement about whether it is a fact (dates, ordinals, names are filtered by :mod:`ragreports.facts`).
+    No judgement about whether it is a fact (dates, ordinals, names are filtered by :mod:`ragreports.extract.facts`).
     """
     r = rules()
     out: list[QuantityMatch] = []

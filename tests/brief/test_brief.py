@@ -10,12 +10,16 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragreports.brief import Brief, load_cues, report_units, summarize
+from ragreports.brief.cues import load_cues
+from ragreports.brief.engines import summarize
+from ragreports.brief.model import Brief
+from ragreports.brief.units import report_units
+from ragreports.data import prompts_dir
 from ragreports.errors import ConfigError
-from ragreports.textnorm import quotes_overlap
+from ragreports.text.normalize import quotes_overlap
 from ragreports.types import Document, Fact, Meta
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEV = REPO / "eval" / "suites" / "dev"
 
 # Synthetic reports in the genre (not the dev files): every test states what a rule must do with them.
@@ -207,7 +211,7 @@ def test_enumerations_become_units(text, titles):
 
 def test_dev_suite_coverage_and_verified_evidence():
     """Regression gate on the dev suite, scored as spec/gold-format.md says (bench/brief.py prints details)."""
-    from ragreports.cleaning import clean
+    from ragreports.text.cleaning import clean
 
     hit = total = 0
     for gold_path in sorted((DEV / "gold").glob("*.yaml")):
@@ -264,7 +268,7 @@ def llm_reply(**fields) -> str:
 
 
 def run_llm(model, text: str = FULL) -> Brief:
-    return summarize(doc(text), engine="llm", chat_model=model, prompts_dir=REPO / "prompts", context_chars=10_000)
+    return summarize(doc(text), engine="llm", chat_model=model, prompts_dir=prompts_dir(), context_chars=10_000)
 
 
 def test_llm_items_are_verified_and_fabrications_dropped():
@@ -318,7 +322,7 @@ def test_llm_engine_needs_a_model_and_known_engine():
 def test_long_report_is_sent_in_parts():
     model = ScriptedModel(llm_reply())
     text = FULL * 3
-    summarize(doc(text), engine="llm", chat_model=model, prompts_dir=REPO / "prompts", context_chars=400)
+    summarize(doc(text), engine="llm", chat_model=model, prompts_dir=prompts_dir(), context_chars=400)
     sent = [m[-1]["content"] for m in model.calls]
     assert len(sent) > 1 and all(len(s) < 400 + 1500 for s in sent)
 
@@ -327,9 +331,9 @@ def test_long_report_is_sent_in_parts():
 
 
 def test_prompt_file_declares_its_variables():
-    from ragreports.prompts import load_prompt
+    from ragreports.llm.prompts import load_prompt
 
-    p = load_prompt("brief", REPO / "prompts")
+    p = load_prompt("brief", prompts_dir())
     assert p.ref.startswith("brief@") and set(p.variables) == {"topics", "report"}
 
 

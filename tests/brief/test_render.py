@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ragreports.brief import Brief, BriefItem, EvidenceModel, FactModel, GeneratedBy, MetaModel, summarize
-from ragreports.render import compare_rows, render_compare, render_html, render_json, render_markdown
+from ragreports.brief.engines import summarize
+from ragreports.brief.model import Brief, BriefItem, EvidenceModel, FactModel, GeneratedBy, MetaModel
+from ragreports.brief.render import compare_rows, render_compare, render_html, render_json, render_markdown
 from ragreports.types import Document, Meta
 
 TEXT = "一、主要举措\n局党组书记带头学法<&>4次。组织培训3期，发放资料500份。\n二、存在的不足\n学习不够深入。\n三、下一步\n加强培训。"

@@ -11,19 +11,25 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
+from conftest import DEV_SUITE, REPO
 from pydantic import BaseModel
 
-from ragreports import eval_report
 from ragreports.config import Settings
 from ragreports.errors import ConfigError, GoldFormatError, ProviderError
-from ragreports.evaluate import (
-    METRICS, check_gates, compute_deltas, load_thresholds, metrics_from_json, parse_min, rescore, run_eval,
+from ragreports.evaluation import report as eval_report
+from ragreports.evaluation.gold import load_suite
+from ragreports.evaluation.runner import (
+    METRICS,
+    check_gates,
+    compute_deltas,
+    load_thresholds,
+    metrics_from_json,
+    parse_min,
+    rescore,
+    run_eval,
 )
-from ragreports.gold import load_suite
 from ragreports.types import Answer, Citation, Document, Fact, Meta, SearchResult
 from ragreports.workspace import DocStatus, IngestReport
-
-from conftest import DEV_SUITE, REPO
 
 TEXT_A = ("常州市科学技术局2024年法治政府建设年度报告\n"
           "2024年，共组织集中学习5次，发放普法宣传资料3000余份，累计吸引9.98万人次在线观看。\n"

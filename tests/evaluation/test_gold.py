@@ -6,11 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import DEV_SUITE
 
 from ragreports.errors import GoldFormatError
-from ragreports.gold import SECTION_NAMES, load_gold_file, load_suite
-
-from conftest import DEV_SUITE
+from ragreports.evaluation.gold import SECTION_NAMES, load_gold_file, load_suite
 
 GOOD = """\
 report: a.txt

@@ -4,16 +4,37 @@ from __future__ import annotations
 
 import pytest
 
-from ragreports.eval_models import (
-    PredCitation, PredEvidence, PredFact, PredItem, PredQuestion, PredReport, PredResult, PredSummary, Predictions,
+from ragreports.evaluation.gold import GoldFact, parse_gold
+from ragreports.evaluation.matching import parse_number_answer, states_answer, unit_key, values_equal
+from ragreports.evaluation.models import (
+    PredCitation,
+    PredEvidence,
+    PredFact,
+    Predictions,
+    PredItem,
+    PredQuestion,
+    PredReport,
+    PredResult,
+    PredSummary,
 )
-from ragreports.gold import GoldFact, parse_gold
-from ragreports.scoring import (
-    aggregate, cites_quote, contains_quote, evidence_verifies, fact_matches, match_facts, max_bipartite,
-    meta_field_correct, metric_values, names_match, parse_number_answer, retrieved_hit, score_report, score_suite,
-    section_points, states_answer, strip_areas, unit_key, values_equal,
+from ragreports.evaluation.scoring import (
+    aggregate,
+    cites_quote,
+    contains_quote,
+    evidence_verifies,
+    fact_matches,
+    match_facts,
+    max_bipartite,
+    meta_field_correct,
+    metric_values,
+    names_match,
+    retrieved_hit,
+    score_report,
+    score_suite,
+    section_points,
+    strip_areas,
 )
-from ragreports.textnorm import quotes_overlap
+from ragreports.text.normalize import quotes_overlap
 
 
 def gf(value, unit, quote, label="x", approx=False) -> GoldFact:

@@ -10,11 +10,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ragreports.cleaning import clean
-from ragreports.facts import extract_facts
-from ragreports.textnorm import match_key, quotes_overlap
+from ragreports.extract.facts import extract_facts
+from ragreports.text.cleaning import clean
+from ragreports.text.normalize import match_key, quotes_overlap
 
-DEV = Path(__file__).resolve().parent.parent / "eval" / "suites" / "dev"
+DEV = Path(__file__).resolve().parents[2] / "eval" / "suites" / "dev"
 
 
 def _vu(text: str) -> list[tuple[float, str, bool]]:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ragreports.cleaning import clean
-from ragreports.metadata import extract_meta, find_published, find_title, find_year
+from ragreports.extract.metadata import extract_meta, find_published, find_title, find_year
+from ragreports.text.cleaning import clean
 
-DEV = Path(__file__).resolve().parent.parent / "eval" / "suites" / "dev"
+DEV = Path(__file__).resolve().parents[2] / "eval" / "suites" / "dev"
 
 BODY = "一、主要工作\n（一）加强组织领导。全年共组织集中学习5次。\n二、存在的不足\n学习还不够深入。\n"
 

@@ -135,7 +135,7 @@ def test_other_embedder_is_a_clear_error(samples, hash_settings):
 
 def test_reindex_switches_embedder(samples, hash_settings):
     Workspace(hash_settings).ingest([samples / "kunming-kjj-2024.txt"])
-    from ragreports.embeddings import HashEmbedder
+    from ragreports.index.embeddings import HashEmbedder
 
     class Hash64(HashEmbedder):
         name = "hash64"

@@ -9,12 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragreports.chunking import SEPARATOR, chunk_document, outline, parse_outline, split_sentences
-from ragreports.cleaning import clean
 from ragreports.errors import ConfigError
-from ragreports.tokens import TokenCounter
+from ragreports.ingest.chunking import chunk_document
+from ragreports.text.cleaning import clean
+from ragreports.text.outline import SEPARATOR, outline, parse_outline, sentence_spans
+from ragreports.text.tokens import TokenCounter
 
-REPORTS = Path(__file__).resolve().parents[1] / "eval" / "suites" / "dev" / "reports"
+REPORTS = Path(__file__).resolve().parents[2] / "eval" / "suites" / "dev" / "reports"
 TIKTOKEN = TokenCounter("cl100k_base").count
 
 
@@ -172,11 +173,11 @@ def test_outline_maps_a_heading_to_the_text_under_it() -> None:
     assert sub.level == 2 and sub.path == "一、工作落实情况 › （二）健全行政权力运行体系"
 
 
-def test_split_sentences_cuts_after_terminators_and_newlines() -> None:
+def test_sentence_spans_cut_after_terminators_and_newlines() -> None:
     text = "  甲乙。丙丁！“戊己？”庚；\n\n辛壬  \n癸"
-    spans = split_sentences(text, 0, len(text))
+    spans = sentence_spans(text, 0, len(text))
     assert [text[s:e] for s, e in spans] == ["甲乙。", "丙丁！", "“戊己？”", "庚；", "辛壬", "癸"]
-    assert split_sentences(text, 2, 5) == [(2, 5)]
+    assert sentence_spans(text, 2, 5) == [(2, 5)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -187,7 +188,7 @@ def test_overlap_repeats_the_last_sentence_within_a_section() -> None:
     text = "一、甲\n" + "".join(f"第{i}句话写满十个字。" for i in range(10))
     chunks = chunk_document("d", text, max_tokens=35, overlap_sentences=1, count_tokens=len)
     for a, b in zip(chunks[1:], chunks[2:], strict=False):
-        last = split_sentences(text, a.start, a.end)[-1]
+        last = sentence_spans(text, a.start, a.end)[-1]
         assert b.start == last[0]  # the next chunk starts with the previous chunk's last sentence
     plain = chunk_document("d", text, max_tokens=35, overlap_sentences=0, count_tokens=len)
     assert all(a.end <= b.start for a, b in zip(plain, plain[1:], strict=False))

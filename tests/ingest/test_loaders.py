@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ragreports.cleaning import clean
 from ragreports.errors import EmptyDocumentError, LoadError
-from ragreports.loaders import SUPPORTED, decode_text, discover, html_to_text, load_file, plausibility
+from ragreports.ingest.loaders import SUPPORTED, decode_text, discover, html_to_text, load_file, plausibility
+from ragreports.text.cleaning import clean
 
-DEV_REPORTS = sorted((Path(__file__).resolve().parent.parent / "eval" / "suites" / "dev" / "reports").glob("*.txt"))
+DEV_REPORTS = sorted((Path(__file__).resolve().parents[2] / "eval" / "suites" / "dev" / "reports").glob("*.txt"))
 
 # Real sentences from the dev reports (Simplified; Traditional versions made with OpenCC s2t).
 SENTENCES = [

@@ -15,27 +15,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal, Optional
 
 import pytest
-from hypothesis import example, given, settings as hsettings, strategies as st
+from hypothesis import example, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
 from ragreports.config import Settings
 from ragreports.errors import ConfigError, ProviderError, StructuredOutputError
-from ragreports.llm import (
-    CallRecord,
-    FakeChatModel,
-    FakeRequest,
-    OpenAIChatModel,
-    complete_structured,
-    extract_json,
-    format_passages,
-    get_chat_model,
-    pack_passages,
-    parse_passages,
-    redact,
-    split_sentences,
-)
-from ragreports.prompts import PromptFile
-from ragreports.tokens import TokenCounter
+from ragreports.llm.base import CallRecord, redact
+from ragreports.llm.context import format_passages, pack_passages, parse_passages, sentence_pieces
+from ragreports.llm.fake import FakeChatModel, FakeRequest
+from ragreports.llm.openai import OpenAIChatModel
+from ragreports.llm.prompts import PromptFile
+from ragreports.llm.structured import complete_structured, extract_json
+from ragreports.providers import get_chat_model
+from ragreports.text.tokens import TokenCounter
 
 FAKE_KEY = "sk-test-DoNotLeak-7f3a9c1e5b2d8f4a"
 
@@ -431,8 +425,8 @@ def test_pack_passages_properties(passages, budget):
 
 
 @given(st.text(max_size=80))
-def test_split_sentences_covers_text(text):
-    assert "".join(split_sentences(text)) == text
+def test_sentence_pieces_cover_text(text):
+    assert "".join(sentence_pieces(text)) == text
 
 
 def test_format_and_parse_passages_roundtrip():

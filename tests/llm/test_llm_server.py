@@ -19,7 +19,9 @@ from pydantic import BaseModel
 
 from ragreports.config import Settings
 from ragreports.errors import ProviderError, StructuredOutputError
-from ragreports.llm import OpenAIChatModel, complete_structured, get_chat_model
+from ragreports.llm.openai import OpenAIChatModel
+from ragreports.llm.structured import complete_structured
+from ragreports.providers import get_chat_model
 
 
 def _smollm2_gguf() -> Path | None:

@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 
 from ragreports.config import Settings
+from ragreports.data import prompts_dir
 from ragreports.errors import ConfigError
-from ragreports.prompts import PromptFile, load_all, load_prompt, template_variables
+from ragreports.llm.prompts import PromptFile, load_all, load_prompt, template_variables
 
 PROMPTS_DIR = Settings().prompts_dir
 PROMPT_FILES = sorted(PROMPTS_DIR.glob("*.yaml"))
 
 
 def test_prompts_dir_is_the_projects_and_not_empty():
-    assert PROMPTS_DIR == Path(__file__).resolve().parent.parent / "prompts"
+    assert PROMPTS_DIR == prompts_dir()
     assert "json_repair" in {p.stem for p in PROMPT_FILES}
 
 

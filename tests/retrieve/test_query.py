@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ragreports.query import asked_measure, find_years, question_type, split_units, understand
+from ragreports.retrieve.query import asked_measure, find_years, question_type, split_units, understand
 from ragreports.types import Meta
 
 DOCS = [

@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ragreports.config import Settings
-from ragreports.retrieval import RRF_K, SearchFilters, as_langchain_retriever, dense_query, rrf_fuse
-from ragreports.store import lexical_terms
+from ragreports.index.lexical import lexical_terms
+from ragreports.retrieve.hybrid import QUOTED_SPAN, RRF_K, SearchFilters, as_langchain_retriever, dense_query, rrf_fuse
 from ragreports.workspace import Workspace
 
-SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "reports"
+SAMPLES = Path(__file__).resolve().parents[2] / "examples" / "reports"
 DOCS = {"changzhou-kjj-2024", "jianghai-kjj-2020", "jiangyin-kjj-2018", "kunming-kjj-2024", "zhoushan-kjj-2020"}
 
 
@@ -109,7 +109,7 @@ def test_explicit_filter_wins_over_routing(ws):
 
 def test_no_bm25_tokens_is_logged_and_dense_still_answers(ws, caplog):
     assert lexical_terms("？？！……") == []
-    with caplog.at_level(logging.WARNING, logger="ragreports.retrieval"):
+    with caplog.at_level(logging.WARNING, logger="ragreports.retrieve"):
         hits = ws.search("？？！……", k=3)
     assert len(hits) == 3
     assert any("no BM25 tokens" in r.getMessage() for r in caplog.records)
@@ -126,7 +126,7 @@ def test_dense_encoder_gets_the_question_without_routing_cues(ws):
             seen.append(text)
             return inner.embed_query(text)
 
-    from ragreports.retrieval import Retriever
+    from ragreports.retrieve.hybrid import Retriever
 
     r = Retriever(ws.docstore, ws.vectors, ws.lexical, Recording())
     hits = r.search("2018年江阴市科技局梳理出多少项公共服务事项？", k=3)
@@ -149,10 +149,8 @@ def test_dense_query(text, places, expected):
 
 @given(st.text(alphabet="江阴市科技局2018年《》“”条例课堂多少？ ", max_size=40))
 def test_dense_query_keeps_quoted_titles(text):
-    from ragreports.retrieval import _QUOTED
-
     out = dense_query(text, ["江阴市", "科技局"])
-    for m in _QUOTED.finditer(text):
+    for m in QUOTED_SPAN.finditer(text):
         assert m.group(0) in out
 
 

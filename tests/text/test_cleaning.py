@@ -13,11 +13,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragreports.cleaning import chrome_rules, clean
-from ragreports.grounding import QuoteLocator
-from ragreports.textnorm import pinyin_spans, strip_pinyin, to_simplified
+from ragreports.text.cleaning import chrome_rules, clean
+from ragreports.text.grounding import QuoteLocator
+from ragreports.text.normalize import pinyin_spans, strip_pinyin, to_simplified
 
-DEV = Path(__file__).resolve().parent.parent / "eval" / "suites" / "dev"
+DEV = Path(__file__).resolve().parents[2] / "eval" / "suites" / "dev"
 REPORTS = sorted((DEV / "reports").glob("*.txt"))
 
 # --- table-driven: short snippets copied from the dev reports (input, exact expected output) -------------

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ragreports.numbers import iter_quantities, parse_chinese_numeral, parse_number, parse_quantity
+from ragreports.text.numbers import iter_quantities, parse_chinese_numeral, parse_number, parse_quantity
 
 
 @pytest.mark.parametrize(

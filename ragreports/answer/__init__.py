@@ -1,0 +1,1 @@
+"""Answering questions from retrieved passages: the extractive and the llm engine, both grounded."""

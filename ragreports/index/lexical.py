@@ -1,0 +1,146 @@
+"""The lexical index: BM25 (bm25s) over jieba terms of the chunks of ready documents, persisted in the home.
+
+:func:`lexical_terms` makes the terms of chunks and of queries alike (one segmenter for both).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+
+from ragreports.index.docstore import DocStore
+from ragreports.text.numbers import iter_quantities, match_unit, parse_chinese_numeral
+from ragreports.text.numbers import rules as number_rules
+
+log = logging.getLogger("ragreports.index")
+
+_jieba_ready = False
+
+
+QUANTITY_TOKEN = "#"  # prefix of the "a count of <unit>" terms: 七十六条 / 76条 / 多少条 -> "#条"
+_ASKED = re.compile(r"(?:多少|几)(?:个(?=[\u4e00-\u9fff]))?")
+
+
+def _quantity_terms(text: str) -> tuple[str, list[str]]:
+    """The text with Chinese-numeral counts written in Arabic digits (七十六条 -> 76条, so a query ``76条``
+    matches and jieba does not split 七|十六条), and one ``#<unit>`` term per count in it (``5次`` -> ``#次``)
+    and per count a question asks for (``多少条`` / ``几名`` -> ``#条`` / ``#名``). Ordinals (第三条) and
+    calendar years (2024年) are not counts. Units and numerals are the data of :mod:`ragreports.text.numbers`."""
+    year_units = number_rules().year_units
+    parts: list[str] = []
+    extra: list[str] = []
+    pos = 0
+    for q in iter_quantities(text):
+        if (q.num_start > 0 and text[q.num_start - 1] == "第") or (q.unit in year_units and q.value >= 1000):
+            continue
+        extra.append(QUANTITY_TOKEN + q.unit)
+        value = parse_chinese_numeral(q.numeral) if q.chinese else None
+        if value is not None:
+            parts += [text[pos:q.num_start], f" {value}"]
+            pos = q.num_end
+    parts.append(text[pos:])
+    for m in _ASKED.finditer(text):
+        i = m.end()
+        scale = number_rules().scale_re.match(text, i)
+        unit = match_unit(text, scale.end() if scale else i)
+        if unit is not None:
+            extra.append(QUANTITY_TOKEN + unit[1])
+        elif m.group(0).endswith("个"):
+            extra.append(QUANTITY_TOKEN + "个")
+    return "".join(parts), extra
+
+
+def lexical_terms(text: str) -> list[str]:
+    """BM25 terms of a (Simplified) text: jieba tokens, lower-cased, punctuation and whitespace dropped, Chinese
+    numerals of counts in digits, plus one ``#<unit>`` term per count (see :func:`_quantity_terms`). Used for
+    both chunks and queries, so ``共有多少条`` meets ``共设十章七十六条`` on the term ``#条``."""
+    global _jieba_ready
+    import jieba
+
+    if not _jieba_ready:
+        jieba.setLogLevel(logging.WARNING)
+        _jieba_ready = True
+    body, extra = _quantity_terms(text)
+    out = []
+    for tok in jieba.lcut(body):
+        tok = tok.strip().lower()
+        if tok and not all(unicodedata.category(c)[0] in "PZS" for c in tok):
+            out.append(tok)
+    return out + extra
+
+
+class LexicalIndex:
+    """BM25 (bm25s) over the chunks of ready documents, persisted next to the docstore."""
+
+    def __init__(self, directory: Path, docstore: DocStore):
+        self.dir = directory
+        self.docstore = docstore
+        self._bm25 = None
+        self._ids: list[tuple[str, int]] = []
+        self._gen = -1
+
+    def _load_or_build(self) -> None:
+        gen = self.docstore.generation
+        if self._bm25 is not None and self._gen == gen:
+            return
+        meta_path = self.dir / "ids.json"
+        if meta_path.exists():
+            try:
+                meta = json.loads(meta_path.read_text())
+                if meta.get("generation") == gen:
+                    import bm25s
+
+                    self._ids = [tuple(x) for x in meta["ids"]]  # type: ignore[misc]
+                    self._bm25 = bm25s.BM25.load(str(self.dir / "bm25"), show_progress=False) if self._ids else None
+                    self._gen = gen
+                    return
+            except (OSError, ValueError, KeyError):
+                log.warning("BM25 index at %s unreadable; rebuilding", self.dir)
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+        rows = self.docstore.ready_terms()
+        gen = self.docstore.generation
+        self._ids = [(d, i) for d, i, _ in rows]
+        corpus = [t.split(" ") if t else [] for _, _, t in rows]
+        tmp = self.dir.with_name(self.dir.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if corpus:
+            bm = bm25s.BM25()
+            bm.index(corpus, show_progress=False)
+            bm.save(str(tmp / "bm25"), show_progress=False)
+            self._bm25 = bm
+        else:
+            self._bm25 = None
+        (tmp / "ids.json").write_text(json.dumps({"generation": gen, "ids": self._ids}))
+        old = self.dir.with_name(self.dir.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.dir.exists():
+            os.replace(self.dir, old)
+        os.replace(tmp, self.dir)
+        shutil.rmtree(old, ignore_errors=True)
+        self._gen = gen
+
+    def query(self, terms: list[str], n: int, doc_ids: set[str] | None) -> list[tuple[tuple[str, int], float]]:
+        self._load_or_build()
+        if self._bm25 is None or not terms:
+            return []
+        scores = np.asarray(self._bm25.get_scores(terms), dtype=np.float64)
+        if doc_ids is not None:
+            mask = np.array([d in doc_ids for d, _ in self._ids], dtype=bool)
+            scores = np.where(mask, scores, 0.0)
+        order = np.argsort(-scores, kind="stable")[:n]
+        return [(self._ids[i], float(scores[i])) for i in order if scores[i] > 0]
+

@@ -1,0 +1,1 @@
+"""Chat models: the protocol and records, prompt files, context packing, structured output, and the providers."""

@@ -1,0 +1,1 @@
+"""Retrieval: question understanding and routing, then hybrid (dense + BM25) search."""

@@ -1,0 +1,1 @@
+"""The pure string layer: normalisation, cleaning, numbers, outline and sentences, quote location, tokens."""
