@@ -2,7 +2,7 @@
 
     /tmp/venv/bin/python bench/brief.py [SUITE] [--engine extractive] [--misses]
 
-For every report: clean the text, build a Document (meta from ragreports.metadata when present), summarise it,
+For every report: clean the text, build a Document (meta from ragreports.extract.metadata when present), summarise it,
 and score section coverage as spec/gold-format.md says: a gold section point is covered when an item of THAT
 section cites evidence overlapping its quote (ragreports.textnorm.quotes_overlap). Also checks that every
 evidence is verified (text[start:end] == quote) and prints items and evidence length per report.
@@ -33,7 +33,7 @@ def _read(path: Path) -> str:
         from ragreports.ingest.loaders import load_file as load
 
         return load(path).text
-    except Exception:  # noqa: BLE001 - the loader may not exist yet: plain UTF-8 is enough for the dev suite
+    except Exception:
         return path.read_text(encoding="utf-8", errors="replace")
 
 

@@ -40,7 +40,8 @@ class Pred:
 
 # ---------------------------------------------------------------------------------------------- baseline
 
-_BASE_UNITS = ["人次", "场次", "批次", "学时", "次", "项", "件", "人", "家", "份", "元", "%", "个", "名", "户", "条", "期", "位"]
+_BASE_UNITS = ["人次", "场次", "批次", "学时", "次", "项", "件", "人", "家", "份", "元", "%", "个", "名", "户", "条",
+               "期", "位"]
 _BASE_RE = re.compile(r"(\d+(?:\.\d+)?)(万|亿)?(余|多)?(" + "|".join(_BASE_UNITS) + ")")
 
 
@@ -131,7 +132,7 @@ def meta_matches(field: str, pred: object, gold: object) -> bool:
 
 
 def official_counts(preds: list[Pred], gold: list[dict], meta: object, gold_meta: dict) -> tuple[int, dict] | None:
-    """The same figures with ragreports.scoring (maximum matching) when that module is available."""
+    """The same figures with ragreports.evaluation.scoring (maximum matching) when that module is available."""
     try:
         from ragreports.evaluation.gold import GoldFact
         from ragreports.evaluation.models import PredFact
@@ -163,7 +164,7 @@ class Tally:
     ours: list[int] = field(default_factory=lambda: [0, 0, 0])  # tp, predicted, gold
     base: list[int] = field(default_factory=lambda: [0, 0, 0])
     official: list[int] | None = field(default_factory=lambda: [0, 0, 0, 0])  # + meta fields correct
-    meta_ok: dict[str, int] = field(default_factory=lambda: {f: 0 for f in META_FIELDS})
+    meta_ok: dict[str, int] = field(default_factory=lambda: dict.fromkeys(META_FIELDS, 0))
     n_reports: int = 0
     slowest: float = 0.0
 
@@ -218,13 +219,13 @@ def score_one(rep: Path, gold: dict, tally: Tally, show_misses: bool) -> None:
 
 def print_summary(t: Tally) -> None:
     print()
-    for tot, label in ((t.ours, "ragreports.facts"), (t.base, "naive baseline")):
+    for tot, label in ((t.ours, "ragreports.extract"), (t.base, "naive baseline")):
         p, r, f1 = _f1(*tot)
         print(f"{label:18} F1 {f1:.3f}  P {p:.3f}  R {r:.3f}  (tp {tot[0]}, predicted {tot[1]}, gold {tot[2]})")
     n = t.n_reports
     if t.official is not None and n:
         p, r, f1 = _f1(*t.official[:3])
-        print(f"{'(ragreports.scoring)':18} F1 {f1:.3f}  P {p:.3f}  R {r:.3f}  meta all "
+        print(f"{'(ragreports.evaluation.scoring)':18} F1 {f1:.3f}  P {p:.3f}  R {r:.3f}  meta all "
               f"{t.official[3] / (n * len(META_FIELDS)):.3f}")
     accs = {f: t.meta_ok[f] / n if n else 0.0 for f in META_FIELDS}
     overall = sum(t.meta_ok.values()) / (n * len(META_FIELDS)) if n else 0.0

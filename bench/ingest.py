@@ -20,9 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ragreports.config import Settings  # noqa: E402
-from ragreports.providers import get_embedder  # noqa: E402
-from ragreports.workspace import Workspace  # noqa: E402
+from ragreports.config import Settings
+from ragreports.providers import get_embedder
+from ragreports.workspace import Workspace
 
 
 class TimedEmbedder:
@@ -71,7 +71,7 @@ def synthetic_corpus(dest: Path, min_chunks: int, chunks_per_copy: int) -> int:
 def run(label: str, corpus: Path, embedder_spec: str, tmp: Path) -> int:
     home = tmp / f"home-{label}"
     settings = Settings(home=home, cache_dir=home / "cache", embedder=embedder_spec, llm="none")
-    emb = TimedEmbedder(get_embedder(embedder_spec))
+    emb = TimedEmbedder(get_embedder(Settings(), embedder_spec))
     ws = Workspace(settings, embedder=emb)
     # one-time start-up outside the timed region, as in a long-running process: open the index, load the
     # tokenizer's BPE ranks and jieba's dictionary

@@ -2,9 +2,9 @@
 
     python bench/qa_extractive.py [SUITE] [--k 5] [--engine extractive] [--facts] [-v]
 
-Each report is cleaned and chunked for real (ragreports.cleaning.clean, ragreports.chunking.chunk_document); a
-simple stand-in retriever (BM25 over jieba tokens, routed by ragreports.query.understand like the real one)
-feeds ``answer_question``. Scored with ragreports.scoring (spec/gold-format.md): the answer states the gold answer
+Each report is cleaned and chunked for real (ragreports.text.cleaning.clean, ragreports.ingest.chunking); a simple
+stand-in retriever (BM25 over jieba tokens, routed by ragreports.retrieve.query.understand like the real one) feeds
+``answer_question``. Scored with ragreports.evaluation.scoring (spec/gold-format.md): the answer states the gold answer
 within its first 80 characters (numbers by value and unit after scale) and a citation contains the gold quote.
 Questions about facts the sample reports do not state (ABSENT below) must be refused. ``--facts`` also asks one
 templated question per gold fact (a rough check that the rules are not fitted to the 60 hand-written questions).
@@ -26,14 +26,14 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ragreports.answer.engines import answer_question  # noqa: E402
-from ragreports.evaluation.matching import states_answer  # noqa: E402
-from ragreports.evaluation.scoring import contains_quote  # noqa: E402
-from ragreports.index.lexical import lexical_terms  # noqa: E402
-from ragreports.ingest.chunking import chunk_document  # noqa: E402
-from ragreports.retrieve.query import understand  # noqa: E402
-from ragreports.text.cleaning import clean  # noqa: E402
-from ragreports.types import Meta, SearchResult  # noqa: E402
+from ragreports.answer.engines import answer_question
+from ragreports.evaluation.matching import states_answer
+from ragreports.evaluation.scoring import contains_quote
+from ragreports.index.lexical import lexical_terms
+from ragreports.ingest.chunking import chunk_document
+from ragreports.retrieve.query import understand
+from ragreports.text.cleaning import clean
+from ragreports.types import Meta, SearchResult
 
 #: Questions whose answer no sample report states (checked by hand against the texts): must be refused.
 ABSENT = [
@@ -133,7 +133,8 @@ def main() -> int:
         ok = stated and cited and not ans.refused
         correct += ok
         if not ok or args.verbose:
-            mark = "ok " if ok else ("REF" if ans.refused else f"{'A' if not stated else '-'}{'C' if not cited else '-'} ")
+            flags = f"{'A' if not stated else '-'}{'C' if not cited else '-'} "
+            mark = "ok " if ok else ("REF" if ans.refused else flags)
             print(f"[{mark}] {q['question']}\n      gold: {q['answer']} | {q['quote']}\n      got:  {ans.answer}")
             for c in ans.citations:
                 print(f"      cite: {c.quote[:120]}")

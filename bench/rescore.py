@@ -32,8 +32,11 @@ _CC = opencc.OpenCC("t2s")
 _TONED = {"a": "āáǎà", "e": "ēéěè", "i": "īíǐì", "o": "ōóǒò", "u": "ūúǔù", "v": "ǖǘǚǜü", "n": "ńňǹ", "m": "ḿ"}
 _UNTONE = {c: plain for plain, cs in _TONED.items() for c in cs}
 _INITIALS = ["zh", "ch", "sh"] + list("bpmfdtnlgkhjqxrzcsyw") + [""]
-_FINALS = set("iang iong uang ang eng ing ong ian iao uai uan van ai ei ao ou an en er in ia ie iu ua uo ui un ve "
-              "vn ue a e i o u v n m ng".split())
+_FINALS = {
+    "iang", "iong", "uang", "ang", "eng", "ing", "ong", "ian", "iao", "uai", "uan", "van", "ai", "ei", "ao",
+    "ou", "an", "en", "er", "in", "ia", "ie", "iu", "ua", "uo", "ui", "un", "ve", "vn", "ue", "a", "e", "i",
+    "o", "u", "v", "n", "m", "ng",
+}
 _ALL_TONED = "".join(_TONED.values())
 _RUBY = re.compile(r"(?<=[\u3400-\u9fff\uf900-\ufaff])[(（]\s*([a-z" + _ALL_TONED + r"]{1,7})\s*[)）]")
 
@@ -104,8 +107,8 @@ _SCALES = [("万亿", 10 ** 12), ("千亿", 10 ** 11), ("百亿", 10 ** 10), ("�
            ("亿", 10 ** 8), ("万", 10 ** 4), ("千", 10 ** 3), ("百", 100)]
 _SCALES.sort(key=lambda p: -len(p[0]))
 _INFIX = "余多来"
-_LEAD = sorted(["将近", "接近", "大约", "约为", "约", "近", "超过", "超", "逾", "突破", "不少于", "不低于", "至少", "上",
-                "共计", "合计", "总计", "累计", "共", "达", "计", "为"], key=len, reverse=True)
+_LEAD = sorted(["将近", "接近", "大约", "约为", "约", "近", "超过", "超", "逾", "突破", "不少于", "不低于",
+                "至少", "上", "共计", "合计", "总计", "累计", "共", "达", "计", "为"], key=len, reverse=True)
 _TRAIL = ["以上", "左右", "上下", "有余"]
 _NUMERAL = re.compile(r"\d+(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[" + "".join(_CN_DIGIT) + "十百千万亿]+")
 
@@ -198,7 +201,8 @@ def answer_ok(answer: str, gold: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- meta
-_AREA_RE = re.compile(r"^[^局厅委办处部署司室站院\s\d]{1,10}?(?:特别行政区|自治区|自治州|自治县|自治旗|地区|省|市|州|盟|区|县|旗)")
+_AREA_RE = re.compile(r"^[^局厅委办处部署司室站院\s\d]{1,10}?"
+                      r"(?:特别行政区|自治区|自治州|自治县|自治旗|地区|省|市|州|盟|区|县|旗)")
 
 
 def area_len(s: str) -> int:
@@ -311,7 +315,7 @@ def rescore(suite: Path, dump: dict) -> dict:
     preds = {r["report"]: r for r in dump.get("reports", [])}
     texts = {r["doc_id"]: r["text"] for r in dump.get("reports", []) if r.get("doc_id") and "text" in r}
     n_gold = n_pred = n_match = 0
-    meta_hits = {f: 0 for f in ("issuer", "region", "year", "published")}
+    meta_hits = dict.fromkeys(("issuer", "region", "year", "published"), 0)
     n_q = q_ok = q_refused = hit1 = hit5 = 0
     n_pts = pts_ok = 0
     checked = verified = 0

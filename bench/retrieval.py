@@ -39,16 +39,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ragreports.config import Settings  # noqa: E402
-from ragreports.evaluation.gold import load_suite  # noqa: E402
-from ragreports.index.docstore import DocStore, check_index_identity  # noqa: E402
-from ragreports.index.lexical import LexicalIndex, lexical_terms  # noqa: E402
-from ragreports.index.vectors import VectorIndex  # noqa: E402
-from ragreports.ingest.loaders import load_file  # noqa: E402
-from ragreports.providers import get_embedder  # noqa: E402
-from ragreports.retrieve.hybrid import Retriever, dense_query  # noqa: E402
-from ragreports.text.normalize import match_key, to_simplified  # noqa: E402
-from ragreports.types import Chunk, Meta  # noqa: E402
+from ragreports.config import Settings
+from ragreports.evaluation.gold import load_suite
+from ragreports.index.docstore import DocStore, check_index_identity
+from ragreports.index.lexical import LexicalIndex, lexical_terms
+from ragreports.index.vectors import VectorIndex
+from ragreports.ingest.loaders import load_file
+from ragreports.providers import get_embedder
+from ragreports.retrieve.hybrid import Retriever, dense_query
+from ragreports.text.normalize import match_key, to_simplified
+from ragreports.types import Chunk, Meta
 
 K = 5
 
@@ -204,7 +204,7 @@ def _pct(xs: list[float], p: float) -> float:
 
 
 def latency(src: Settings, suite, min_chunks: int, embedder_spec: str, tmp: Path) -> None:
-    emb = TimedEmbedder(get_embedder(embedder_spec))
+    emb = TimedEmbedder(get_embedder(Settings(), embedder_spec))
     home = tmp / "latency-home"
     total, ndocs, secs = build_synthetic(src, home, min_chunks, emb.dim, emb.name)
     print(f"\nsynthetic index: {total} chunks in {ndocs} documents (built in {secs:.0f}s; random unit vectors)")
@@ -228,7 +228,7 @@ def latency(src: Settings, suite, min_chunks: int, embedder_spec: str, tmp: Path
             retriever.search(q, k=K)
             wall.append(time.perf_counter() - t)
         embed = list(emb.query_seconds)
-        rest = [w - e for w, e in zip(wall, embed)]
+        rest = [w - e for w, e in zip(wall, embed, strict=True)]
         print(f"{label:34} {len(qs):4d} {_pct(wall, 50):8.1f} {_pct(wall, 95):8.1f} {_pct(embed, 50):10.1f} "
               f"{_pct(embed, 95):10.1f} {_pct(rest, 50):9.1f} {_pct(rest, 95):9.1f}")
 

@@ -36,7 +36,7 @@ _EXPORTS = {
     "StructuredOutputError": "ragreports.errors", "GoldFormatError": "ragreports.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", *_EXPORTS]  # noqa: PLE0604 - the keys of _EXPORTS are strings
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -56,11 +56,14 @@ def _print_json(obj: Any) -> None:
 
 @app.callback()
 def _root(
-    home: Optional[Path] = typer.Option(None, "--home", help="Index location (default: RAGREPORTS_HOME or a per-user data dir)."),
-    embedder: Optional[str] = typer.Option(None, "--embedder", help="e5-small | use | openai:MODEL | hash"),
-    llm: Optional[str] = typer.Option(None, "--llm", help="none | openai:MODEL | gguf:PATH | fake"),
-    chroma_url: Optional[str] = typer.Option(None, "--chroma-url", help="Use a Chroma server instead of the on-disk store."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details (model calls, tokens, timings) to stderr."),
+    home: Path | None = typer.Option(None, "--home",
+                                     help="Index location (default: RAGREPORTS_HOME or a per-user data dir)."),
+    embedder: str | None = typer.Option(None, "--embedder", help="e5-small | use | openai:MODEL | hash"),
+    llm: str | None = typer.Option(None, "--llm", help="none | openai:MODEL | gguf:PATH | fake"),
+    chroma_url: str | None = typer.Option(None, "--chroma-url",
+                                          help="Use a Chroma server instead of the on-disk store."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Log details (model calls, tokens, timings) to stderr."),
 ) -> None:
     _state["overrides"] = {"home": home, "embedder": embedder, "llm": llm, "chroma_url": chroma_url}
     _state["verbose"] = verbose
@@ -74,7 +77,7 @@ def _root(
 # -- ingest & index management -----------------------------------------------------------------------------
 @app.command()
 def ingest(
-    paths: List[Path] = typer.Argument(..., help="Report files or folders (searched recursively)."),
+    paths: list[Path] = typer.Argument(..., help="Report files or folders (searched recursively)."),
     reindex: bool = typer.Option(False, "--reindex", help="Drop the index first and rebuild it from these paths."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -175,9 +178,9 @@ def delete(doc: str = typer.Argument(..., help="Doc id or source path."), as_jso
 def search(
     query: str = typer.Argument(...),
     k: int = typer.Option(5, "--k", "-k", min=1, max=100),
-    doc: Optional[str] = typer.Option(None, "--doc"),
-    year: Optional[int] = typer.Option(None, "--year"),
-    issuer: Optional[str] = typer.Option(None, "--issuer"),
+    doc: str | None = typer.Option(None, "--doc"),
+    year: int | None = typer.Option(None, "--year"),
+    issuer: str | None = typer.Option(None, "--issuer"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Hybrid search (dense + BM25) over the indexed reports."""
@@ -196,9 +199,9 @@ def search(
 @app.command()
 def ask(
     question: str = typer.Argument(...),
-    doc: Optional[str] = typer.Option(None, "--doc"),
-    year: Optional[int] = typer.Option(None, "--year"),
-    issuer: Optional[str] = typer.Option(None, "--issuer"),
+    doc: str | None = typer.Option(None, "--doc"),
+    year: int | None = typer.Option(None, "--year"),
+    issuer: str | None = typer.Option(None, "--issuer"),
     k: int = typer.Option(5, "--k", "-k", min=1, max=50),
     engine: str = typer.Option("extractive", "--engine", help="extractive (offline) | llm"),
     as_json: bool = JsonOpt,
@@ -211,7 +214,8 @@ def ask(
     out = _out()
     out.print(f"[bold]{ans.answer}[/]" if not ans.refused else f"[yellow]{ans.answer}[/]")
     for c in ans.citations:
-        out.print(f"  [dim]—[/] {Path(c.source).name} › {c.section or '(preamble)'} › 「{c.quote}」 [dim][{c.start}:{c.end}][/]")
+        out.print(f"  [dim]—[/] {Path(c.source).name} › {c.section or '(preamble)'} › 「{c.quote}」 "
+                  f"[dim][{c.start}:{c.end}][/]")
 
 
 # -- facts & briefs ----------------------------------------------------------------------------------------
@@ -238,10 +242,10 @@ def extract(doc: str = typer.Argument(..., help="Doc id or source path."), as_js
 
 @app.command()
 def summarize(
-    doc: Optional[str] = typer.Argument(None, help="Doc id or source path (omit with --all)."),
+    doc: str | None = typer.Argument(None, help="Doc id or source path (omit with --all)."),
     all_: bool = typer.Option(False, "--all", help="Every indexed report."),
     fmt: str = typer.Option("md", "--format", "-f", help="md | json | html"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (with --all: a folder)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file (with --all: a folder)."),
     engine: str = typer.Option("extractive", "--engine", help="extractive (offline) | llm"),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -282,7 +286,7 @@ def summarize(
 @app.command()
 def compare(
     fmt: str = typer.Option("md", "--format", "-f", help="csv | md"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o"),
+    output: Path | None = typer.Option(None, "--output", "-o"),
 ) -> None:
     """One row per indexed report: metadata and key figures side by side."""
     if fmt not in ("csv", "md"):
@@ -301,12 +305,13 @@ def eval_(
     suite: Path = typer.Argument(..., help="A suite folder with reports/ and gold/ (spec: gold-format.md)."),
     engine: str = typer.Option("extractive", "--engine", help="extractive (offline, deterministic) | llm"),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Run N times (LLM engines): mean, min, flaky questions."),
-    min_: List[str] = typer.Option([], "--min", help="Gate override, e.g. --min fact_f1=0.95 (repeatable)."),
-    thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="Thresholds YAML (default: eval/thresholds.yaml)."),
-    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A previous --json output: print deltas."),
-    dump: Optional[Path] = typer.Option(None, "--dump", help="Write every raw prediction (re-scorable) to this file."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML (one case per fact/question/meta field)."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write a standalone HTML report."),
+    min_: list[str] = typer.Option([], "--min", help="Gate override, e.g. --min fact_f1=0.95 (repeatable)."),
+    thresholds: Path | None = typer.Option(None, "--thresholds",
+                                           help="Thresholds YAML (default: eval/thresholds.yaml)."),
+    baseline: Path | None = typer.Option(None, "--baseline", help="A previous --json output: print deltas."),
+    dump: Path | None = typer.Option(None, "--dump", help="Write every raw prediction (re-scorable) to this file."),
+    junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML (one case per fact/question/meta field)."),
+    html: Path | None = typer.Option(None, "--html", help="Write a standalone HTML report."),
     misses: int = typer.Option(20, "--misses", help="Misses to list per kind in the readable output (0: none)."),
     as_json: bool = JsonOpt,
 ) -> None:

@@ -17,8 +17,9 @@ here::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from ragreports.config import Settings
 from ragreports.errors import ConfigError

@@ -16,9 +16,9 @@ import functools
 import hashlib
 import logging
 import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ragreports.answer.engines import answer_question
 from ragreports.brief.engines import summarize

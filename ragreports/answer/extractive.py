@@ -42,7 +42,8 @@ _BOOK_TITLE = re.compile(r"《([^《》]{1,60})》")
 _NAME = re.compile(r"《[^《》]{2,60}》|“[^“”]{2,30}”")
 _CLAUSE_END = re.compile(r"[，,：:；;。！？!?]")
 _PAIRS = (("《", "》"), ("“", "”"), ("「", "」"), ("〔", "〕"))
-_HEADING = re.compile(r"^(?:[一二三四五六七八九十]{1,3}是|[（(][一二三四五六七八九十\d]{1,3}[)）]|[一二三四五六七八九十]{1,3}[、.．]"
+_HEADING = re.compile(r"^(?:[一二三四五六七八九十]{1,3}是|[（(][一二三四五六七八九十\d]{1,3}[)）]"
+                      r"|[一二三四五六七八九十]{1,3}[、.．]"
                       r"|\d{1,2}[、.．](?!\d))")
 
 
@@ -208,7 +209,7 @@ def _candidates(plan: QueryPlan, passages: Sequence[SearchResult], texts: Mappin
                 ) -> tuple[list[_Candidate], _Scorer]:
     """Every candidate answer of the passages, best first."""
     sentences = [(p, s) for rank, p in enumerate(passages) for s in _split(p, rank)]
-    following = {id(a): b for (pa, a), (pb, b) in zip(sentences, sentences[1:]) if pa is pb}
+    following = {id(a): b for (pa, a), (pb, b) in zip(sentences, sentences[1:], strict=False) if pa is pb}
     scorer = _Scorer(plan, _idf_corpus(passages, texts))
     seen: set[tuple[str, int]] = set()
     cands: list[_Candidate] = []

@@ -2,7 +2,8 @@
 
 The passages are packed under a token budget into ``prompts/answer.yaml`` as numbered, delimited data; the model
 returns JSON ``{answer, quotes, refused}`` (parsed, validated and re-asked a bounded number of times by
-:func:`ragreports.llm.structured.complete_structured`); every quote is located in the report text (exact, then normalised,
+:func:`ragreports.llm.structured.complete_structured`); every quote is located in the report text (exact, then
+normalised,
 then fuzzy) and must lie in a passage it was given; only verified quotes become citations, and every quantity the
 answer states must be stated by one of them. Otherwise, or with no valid JSON after the re-asks: refusal.
 """
@@ -78,7 +79,8 @@ def prompt_passages(passages: Sequence[SearchResult], budget: int, counter) -> t
     passage: file and section) and the kept passages with their ``text``/``end`` cut to what the model saw. Passage
     tags inside passage text are defused so a passage cannot close its frame."""
     kept = pack_texts([_FRAME.sub(r"‹\1passage", p.text) for p in passages], budget, counter)
-    used = [dataclasses.replace(p, text=p.text[: len(k)], end=p.start + len(k)) for p, k in zip(passages, kept)]
+    used = [dataclasses.replace(p, text=p.text[: len(k)], end=p.start + len(k))
+            for p, k in zip(passages, kept, strict=False)]
     sources = "\n".join(f"[{i}] {Path(p.source).name}" + (f" ｜ {p.section}" if p.section else "")
                          for i, p in enumerate(used, 1))
     return format_passages(kept), sources, used

@@ -62,7 +62,7 @@ class Cues(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _patterns_compile(self) -> "Cues":
+    def _patterns_compile(self) -> Cues:
         groups = [self.plan_openers, self.shortcoming_statement, self.filler, self.boilerplate, self.substance.actions,
                   self.substance.generic, [self.substance.number]]
         for d in (self.section_headings, self.paragraph_openers, self.leadership_headings, self.leadership_sentences,

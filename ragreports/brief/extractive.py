@@ -178,7 +178,7 @@ def _facts(facts: Sequence[Fact]) -> list[FactModel]:
 
 def brief_base(doc: Document, facts: Sequence[Fact] = ()) -> dict:
     """The fields of a :class:`Brief` that do not depend on the engine: ids, metadata and key figures."""
-    return dict(doc_id=doc.doc_id, source=doc.source, meta=_meta(doc), key_figures=_facts(facts))
+    return {"doc_id": doc.doc_id, "source": doc.source, "meta": _meta(doc), "key_figures": _facts(facts)}
 
 
 def extractive_brief(doc: Document, facts: Sequence[Fact] = (), *, cues: Cues | None = None,

@@ -57,7 +57,7 @@ def report_parts(text: str, max_chars: int) -> list[tuple[int, int]]:
     top = min((h.level for h in parse_outline(text)), default=1)
     cuts = sorted({0, *(h.start for h in parse_outline(text) if h.level == top), len(text)})
     pieces: list[tuple[int, int]] = []
-    for s, e in zip(cuts, cuts[1:]):
+    for s, e in zip(cuts, cuts[1:], strict=False):
         while e - s > max_chars:  # cut an overlong section at the last line end (or sentence end) in budget
             window = text[s:s + max_chars]
             cut = max(window.rfind("\n"), window.rfind("。"))

@@ -145,9 +145,9 @@ def _marked_text(text: str, spans: Sequence[tuple[int, int]], ids: dict[tuple[in
     bounds = sorted({0, len(text), *(b for s in spans for b in s)})
     out: list[str] = []
     started: set[int] = set()
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in zip(bounds, bounds[1:], strict=False):
         seg = html.escape(text[a:b])
-        covering = sorted((ids[s] for s in spans if s[0] <= a and b <= s[1]))
+        covering = sorted(ids[s] for s in spans if s[0] <= a and b <= s[1])
         for n in reversed(covering):
             attr = f' id="ev-{n}"' if n not in started else ""
             started.add(n)
@@ -254,7 +254,7 @@ def compare_rows(briefs: Sequence[Brief], max_columns: int = 20) -> list[dict[st
     keys = keys[:max_columns]
     columns = {k: names[k].most_common(1)[0][0] for k in keys}
     rows = []
-    for b, figs in zip(briefs, per_brief):
+    for b, figs in zip(briefs, per_brief, strict=True):
         row: dict[str, Any] = {"doc_id": b.doc_id, "issuer": b.meta.issuer, "region": b.meta.region,
                                "year": b.meta.year, "published": b.meta.published}
         for k in keys:

@@ -40,7 +40,7 @@ def read_yaml(path: Path) -> object:
         raise ConfigError(f"cannot read {path} ({exc}); fix it or restore it from git") from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_rules(name: str, model: type[M]) -> M:
     """The rule file ``ragreports/data/<name>.yaml`` validated by ``model`` (cached per name and model)."""
     return validate_rules(data_dir() / f"{name}.yaml", model)

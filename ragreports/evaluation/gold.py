@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -78,10 +78,10 @@ class GoldMeta(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    issuer: Union[str, list[str], None] = Field(...)
-    region: Union[str, list[str], None] = Field(...)
-    year: Union[int, list[int], None] = Field(...)
-    published: Union[str, list[str], None] = Field(...)
+    issuer: str | list[str] | None = Field(...)
+    region: str | list[str] | None = Field(...)
+    year: int | list[int] | None = Field(...)
+    published: str | list[str] | None = Field(...)
 
     @field_validator("issuer", "region", mode="before")
     @classmethod
@@ -287,7 +287,7 @@ def load_gold_file(path: str | Path) -> GoldReport:
     """Read and validate one gold YAML file."""
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_GoldLoader)  # noqa: S506 (safe loader)
+        data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_GoldLoader)
     except UnicodeDecodeError:
         raise GoldFormatError(f"{path}: gold files must be UTF-8 text") from None
     except yaml.YAMLError as exc:

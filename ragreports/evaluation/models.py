@@ -1,14 +1,15 @@
 """Pydantic models of the evaluation: predictions read in the ``--dump`` shape, and the scores computed from them.
 
 Inputs (``Pred*``, :class:`Predictions`) ignore unknown keys, so a dump from a newer version still loads. Results
-(:class:`ReportScore`, :class:`Scores`, :class:`SuiteScore` and their parts) are what :mod:`ragreports.evaluation.scoring`
+(:class:`ReportScore`, :class:`Scores`, :class:`SuiteScore` and their parts) are what
+:mod:`ragreports.evaluation.scoring`
 returns and :mod:`ragreports.evaluation.runner` / :mod:`ragreports.evaluation.report` render; they hold no logic beyond
 derived properties.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -121,7 +122,7 @@ class FactOutcome(BaseModel):
 
     gold: FactRef
     status: Literal["matched", "unsupported", "missed"]
-    predicted: Optional[FactRef] = None
+    predicted: FactRef | None = None
 
 
 class MetaMiss(BaseModel):

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from rich.table import Table
+
 from ragreports.evaluation.models import FactRef, ReportScore
 from ragreports.evaluation.runner import EvalRun
 from ragreports.evaluation.scoring import ratio
@@ -119,8 +121,6 @@ def _fmt(v: float) -> str:
 
 def print_summary(run: EvalRun, console) -> None:
     """Headline table: metric, value, threshold, baseline delta, status."""
-    from rich.table import Table
-
     metrics = run.metrics
     has_delta = run.deltas is not None
     t = Table(title=f"eval {run.suite} · {run.reports} reports · engine {run.engine}"
@@ -160,8 +160,6 @@ def print_summary(run: EvalRun, console) -> None:
 
 def print_breakdown(run: EvalRun, console) -> None:
     """One row per report."""
-    from rich.table import Table
-
     t = Table(title="per report")
     for col in ("report", "facts P", "facts R", "facts F1", "meta", "QA", "recall@5", "sections", "grounded"):
         t.add_column(col, justify="left" if col == "report" else "right")
@@ -336,11 +334,12 @@ def write_html(run: EvalRun, path: str | Path) -> None:
     status = ('<span class="ok">PASSED</span>' if run.passed
               else f'<span class="fail">FAILED</span>: {e("; ".join(run.failures))}')
     warn = "".join(f"<li>{e(w)}</li>" for w in run.warnings)
+    repeat_note = f" · mean of {run.repeat} runs" if run.repeat > 1 else ""
     page = f"""<!DOCTYPE html>
 <html lang="zh"><head><meta charset="utf-8"><title>ragreports eval · {e(run.suite)}</title>
 <style>{_CSS}</style></head><body>
 <h1>ragreports eval · {e(run.suite)}</h1>
-<p>{run.reports} reports · engine {e(run.engine)}{f' · mean of {run.repeat} runs' if run.repeat > 1 else ''} · {status}</p>
+<p>{run.reports} reports · engine {e(run.engine)}{repeat_note} · {status}</p>
 <table><tr><th>metric</th><th>value</th><th>min</th><th>Δ baseline</th><th></th></tr>{''.join(rows)}</table>
 <h2>Per report</h2>
 <table><tr><th>report</th><th>facts F1</th><th>meta</th><th>QA</th><th>recall@5</th><th>sections</th>

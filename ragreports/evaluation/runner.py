@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -87,8 +88,8 @@ class EvalRun(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=dict)
     failures: list[str] = Field(default_factory=list)
     passed: bool = True
-    deltas: Optional[dict[str, MetricDelta]] = None
-    repeat_stats: Optional[RepeatStats] = None
+    deltas: dict[str, MetricDelta] | None = None
+    repeat_stats: RepeatStats | None = None
     predictions: dict[str, Any]  # {"reports": [...], "questions": [...]} as the --dump spec
     texts: dict[str, str] = Field(default_factory=dict)  # doc_id -> normalised text (grounding, dump)
     warnings: list[str] = Field(default_factory=list)
@@ -103,19 +104,19 @@ class EvalRun(BaseModel):
 class _Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    fact_precision: Optional[float] = Field(None, ge=0, le=1)
-    fact_recall: Optional[float] = Field(None, ge=0, le=1)
-    fact_f1: Optional[float] = Field(None, ge=0, le=1)
-    meta_accuracy: Optional[float] = Field(None, ge=0, le=1)
-    meta_issuer: Optional[float] = Field(None, ge=0, le=1)
-    meta_region: Optional[float] = Field(None, ge=0, le=1)
-    meta_year: Optional[float] = Field(None, ge=0, le=1)
-    meta_published: Optional[float] = Field(None, ge=0, le=1)
-    qa_accuracy: Optional[float] = Field(None, ge=0, le=1)
-    retrieval_recall_at_1: Optional[float] = Field(None, ge=0, le=1)
-    retrieval_recall_at_5: Optional[float] = Field(None, ge=0, le=1)
-    grounding_verified: Optional[float] = Field(None, ge=0, le=1)
-    section_coverage: Optional[float] = Field(None, ge=0, le=1)
+    fact_precision: float | None = Field(None, ge=0, le=1)
+    fact_recall: float | None = Field(None, ge=0, le=1)
+    fact_f1: float | None = Field(None, ge=0, le=1)
+    meta_accuracy: float | None = Field(None, ge=0, le=1)
+    meta_issuer: float | None = Field(None, ge=0, le=1)
+    meta_region: float | None = Field(None, ge=0, le=1)
+    meta_year: float | None = Field(None, ge=0, le=1)
+    meta_published: float | None = Field(None, ge=0, le=1)
+    qa_accuracy: float | None = Field(None, ge=0, le=1)
+    retrieval_recall_at_1: float | None = Field(None, ge=0, le=1)
+    retrieval_recall_at_5: float | None = Field(None, ge=0, le=1)
+    grounding_verified: float | None = Field(None, ge=0, le=1)
+    section_coverage: float | None = Field(None, ge=0, le=1)
 
 
 def find_thresholds_file(suite_path: str | Path) -> Path | None:
@@ -392,7 +393,8 @@ def rescore(suite: Suite | str | Path, dump: Mapping[str, Any], texts: Mapping[s
     try:
         preds = Predictions.model_validate(dump)
     except ValidationError as exc:
-        raise ConfigError(f"not a --dump predictions object: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+        raise ConfigError(f"not a --dump predictions object: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+                          ) from None
     if texts is None:
         texts = {r["doc_id"]: r["text"] for r in dump.get("reports", [])
                  if isinstance(r, dict) and r.get("doc_id") and isinstance(r.get("text"), str)}

@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ragreports.evaluation.gold import META_FIELDS, SECTION_NAMES, GoldFact, GoldReport
 from ragreports.evaluation.matching import key, states_answer, unit_key, values_equal
@@ -262,7 +263,7 @@ def score_report(gold: GoldReport, rep: PredReport | None, questions: Sequence[P
         if not ok:
             meta_misses.append(MetaMiss(field=f, gold=getattr(gold.meta, f), predicted=pred))
     outcomes = []
-    for gq, pq in zip(gold.questions, questions):
+    for gq, pq in zip(gold.questions, questions, strict=True):
         pq = pq or PredQuestion(report=gold.report, question=gq.question, refused=True)
         said = not pq.refused and states_answer(pq.answer, gq.answer)
         cited = cites_quote(pq.citations, gq.quote, rep.doc_id)

@@ -171,9 +171,7 @@ def is_fact(text: str, q: QuantityMatch, spans: list[tuple[int, int]]) -> bool:
         # 五位一体 / 三会一课 style slogans: numeral+unit directly followed by another numeral word
         if after[:1] and after[0] in number_rules().cn_chars and not _next_is_quantity(text, q.unit_end):
             return False
-    if q.value <= 10 and r.rank_statement.match(text, q.unit_end, q.unit_end + 60):
-        return False
-    return True
+    return not (q.value <= 10 and r.rank_statement.match(text, q.unit_end, q.unit_end + 60))
 
 
 # ---------------------------------------------------------------------------------------------- clauses
@@ -184,9 +182,7 @@ def _is_break(text: str, i: int) -> bool:
     ch = text[i]
     if ch not in _rules().breaks:
         return False
-    if ch in ",，" and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit():
-        return False
-    return True
+    return not (ch in ",，" and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit())
 
 
 def _clause_bounds(text: str, pos: int) -> tuple[int, int]:

@@ -170,7 +170,7 @@ def _strip_province(place: str, level: str) -> str:
         return place
     for pl in r.province_levels:
         k = place.find(pl)
-        if 0 < k and k + len(pl) < len(place):
+        if k > 0 and k + len(pl) < len(place):
             return place[k + len(pl):]
     return place
 
@@ -204,12 +204,14 @@ def find_title(text: str) -> str | None:
         if len(line) > r.title_max or len(line) < 6 or re.search(r"[，,。；;>]|来源|日期|时间|浏览|位置", line):
             continue
         core = re.sub(r"[（(][^（()）]*[)）]$", "", line)
-        if any(core.endswith(e) for e in r.title_endings) and re.search(r"(\d{4}|[〇零一二三四五六七八九]{4})年|报告|总结", line):
+        has_year = re.search(r"(\d{4}|[〇零一二三四五六七八九]{4})年|报告|总结", line)
+        if any(core.endswith(e) for e in r.title_endings) and has_year:
             return line
     return None
 
 
 _DATE = r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})"
+_CN_DATE = "([〇零一二三四五六七八九]{4})年([一二三四五六七八九十]{1,3})月([一二三四五六七八九十]{1,3})日"
 
 
 def _valid(y: int, m: int, d: int) -> str | None:
@@ -219,7 +221,7 @@ def _valid(y: int, m: int, d: int) -> str | None:
 
 
 def _cn_date(s: str) -> str | None:
-    m = re.fullmatch(r"([〇零一二三四五六七八九]{4})年([一二三四五六七八九十]{1,3})月([一二三四五六七八九十]{1,3})日", s)
+    m = re.fullmatch(_CN_DATE, s)
     if not m:
         return None
     y, mo, d = (parse_chinese_numeral(g) for g in m.groups())
@@ -329,7 +331,7 @@ def _issuer_mention(text: str, title: str | None) -> Mention | None:
 def _signature_name(line: str) -> str:
     """A signature line reduced to the body's name: ``中共江阴市科技局党组 2019年1月8日`` -> ``江阴市科技局``."""
     s = re.sub(r"\s", "", line)
-    s = re.sub(r"(\d{4}年\d{1,2}月\d{1,2}日?|[〇零一二三四五六七八九]{4}年[一二三四五六七八九十]{1,3}月[一二三四五六七八九十]{1,3}日)$", "", s)
+    s = re.sub(r"(\d{4}年\d{1,2}月\d{1,2}日?|" + _CN_DATE + ")$", "", s)
     s = re.sub(r"^中共", "", s)
     return re.sub(r"(党组|党委|[（(]盖章[)）])$", "", s)
 

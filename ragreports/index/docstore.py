@@ -14,9 +14,9 @@ import logging
 import re
 import sqlite3
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from ragreports.errors import ConfigError, DocumentNotFoundError, IndexMismatchError
 from ragreports.types import Chunk, Meta
@@ -146,7 +146,8 @@ class DocStore:
             )
             self.db.executemany(
                 'INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)',
-                [(doc_id, c.index, c.start, c.end, c.section, c.tokens, c.text, t) for c, t in zip(chunks, terms)],
+                [(doc_id, c.index, c.start, c.end, c.section, c.tokens, c.text, t)
+                 for c, t in zip(chunks, terms, strict=True)],
             )
             if self.info("generation") is None:
                 self.db.execute("INSERT INTO info VALUES ('generation', '0')")
@@ -213,4 +214,5 @@ def ensure_home(home: Path) -> None:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"cannot write to the index location {home} ({exc.strerror}); set RAGREPORTS_HOME or --home") from None
+        raise ConfigError(f"cannot write to the index location {home} ({exc.strerror}); "
+                          "set RAGREPORTS_HOME or --home") from None

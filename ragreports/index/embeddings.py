@@ -14,8 +14,9 @@ import hashlib
 import sqlite3
 import threading
 import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -100,7 +101,7 @@ class HashEmbedder:
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float32)
         chars = [c for c in text if not c.isspace()]
-        grams = chars + [a + b for a, b in zip(chars, chars[1:])]
+        grams = chars + [a + b for a, b in zip(chars, chars[1:], strict=False)]
         for g in grams:
             h = zlib.crc32(g.encode("utf-8"))
             v[h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
@@ -164,7 +165,7 @@ class EmbeddingCache:
 
     @staticmethod
     def key(embedder: str, text: str) -> str:
-        return hashlib.sha256(f"{embedder}\0{text}".encode("utf-8")).hexdigest()
+        return hashlib.sha256(f"{embedder}\0{text}".encode()).hexdigest()
 
     def embed(self, embedder: Embedder, texts: Sequence[str], on_embedded: Callable[[int], None] | None = None,
               batch_size: int = 16) -> tuple[np.ndarray, int]:
@@ -184,9 +185,10 @@ class EmbeddingCache:
             with self._lock, self._db:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                    [(keys[i], int(v.shape[0]), v.astype(np.float32).tobytes()) for i, v in zip(idx, vecs)],
+                    [(keys[i], int(v.shape[0]), v.astype(np.float32).tobytes())
+                     for i, v in zip(idx, vecs, strict=True)],
                 )
-            for i, v in zip(idx, vecs):
+            for i, v in zip(idx, vecs, strict=True):
                 found[keys[i]] = v
             if on_embedded:
                 on_embedded(len(idx))

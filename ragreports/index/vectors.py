@@ -6,8 +6,8 @@ We always pass our own vectors (``embedding_function=None``): Chroma's default w
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -94,7 +94,7 @@ class VectorIndex:
         res = self.col.query(query_embeddings=[vector], n_results=min(n, total), where=where,
                              include=["metadatas", "distances"])
         out = []
-        for meta, dist in zip(res["metadatas"][0], res["distances"][0]):
+        for meta, dist in zip(res["metadatas"][0], res["distances"][0], strict=True):
             out.append(((str(meta["doc_id"]), int(meta["idx"])), 1.0 - float(dist)))
         return out
 

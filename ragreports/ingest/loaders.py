@@ -9,6 +9,7 @@ lazily. Every failure is a :class:`LoadError` whose message says what to do.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import functools
 import hashlib
 import io
@@ -217,18 +218,14 @@ def _common_hanzi() -> frozenset[str]:
     chars: set[str] = set()
     for hi in range(0xB0, 0xD8):
         for lo in range(0xA1, 0xFF):
-            try:
+            with contextlib.suppress(UnicodeDecodeError):
                 chars.add(bytes((hi, lo)).decode("gb2312"))
-            except UnicodeDecodeError:
-                pass
     for hi in range(0xA4, 0xC7):
         for lo in [*range(0x40, 0x7F), *range(0xA1, 0xFF)]:
             if (hi, lo) >= (0xC6, 0x7F):
                 break
-            try:
+            with contextlib.suppress(UnicodeDecodeError):
                 chars.add(bytes((hi, lo)).decode("big5"))
-            except UnicodeDecodeError:
-                pass
     return frozenset(chars)
 
 
@@ -280,9 +277,14 @@ def _decode_html(p: Path, data: bytes) -> tuple[str, str]:
     return decode_text(data, source=str(p))
 
 
-_SKIP_TAGS = frozenset("script style noscript template head nav aside footer select option button iframe "
-                       "svg canvas object embed textarea menu dialog".split())
-_VOID_TAGS = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+_SKIP_TAGS = frozenset([
+    "script", "style", "noscript", "template", "head", "nav", "aside", "footer", "select", "option", "button",
+    "iframe", "svg", "canvas", "object", "embed", "textarea", "menu", "dialog",
+])
+_VOID_TAGS = frozenset([
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track",
+    "wbr",
+])
 _CELL_TAGS = frozenset({"td", "th"})
 _HTML_SPACE = re.compile(r"[ \t\r\n\f]+")
 
@@ -360,7 +362,7 @@ def _pdf_text(p: Path, data: bytes) -> str:
         pages = [page.extract_text() or "" for page in reader.pages]
     except LoadError:
         raise
-    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds of errors on damaged files
+    except Exception as exc:
         raise LoadError(f"{p}: broken PDF ({type(exc).__name__}: {exc}); re-export or re-download it") from exc
     text = "\n".join(pages)
     if len(re.sub(r"\s+", "", text)) < 10:
@@ -378,7 +380,7 @@ def _docx_text(p: Path, data: bytes) -> str:
         raise LoadError(f"{p}: reading DOCX needs the 'python-docx' package; pip install python-docx") from exc
     try:
         document = docx.Document(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - python-docx raises zip, XML and KeyError failures alike
+    except Exception as exc:
         raise LoadError(f"{p}: broken or not a real .docx ({type(exc).__name__}); open it in Word/WPS/LibreOffice "
                         "and save it again as .docx") from exc
     lines: list[str] = []
@@ -391,7 +393,7 @@ def _docx_text(p: Path, data: bytes) -> str:
     return "\n".join(lines)
 
 
-def _table_lines(table) -> list[str]:  # noqa: ANN001 - docx.table.Table, imported lazily
+def _table_lines(table) -> list[str]:
     lines = []
     seen: dict[int, object] = {}  # id -> cell element; holding the element keeps its id from being reused
     for row in table.rows:

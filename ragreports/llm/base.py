@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Any, Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger("ragreports.llm")
 

@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 _SENTENCE = re.compile(r"[^。！？!?；;\n]*(?:[。！？!?；;]+[”’\"」』）)]*|\n+)|[^。！？!?；;\n]+$")
 _PASSAGE = re.compile(r'<passage id="(\d+)">\n(.*?)\n</passage>', re.S)

@@ -25,8 +25,9 @@ import random
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -254,7 +255,7 @@ class GGUFServer:
         self.startup_s: float | None = None
         self._server = None
 
-    def start(self, timeout: float = 120.0) -> "GGUFServer":
+    def start(self, timeout: float = 120.0) -> GGUFServer:
         if not self.path.is_file():
             raise ConfigError(f"GGUF model file {self.path} not found; give gguf:/path/to/model.gguf")
         with open(self.path, "rb") as fh:

@@ -47,7 +47,7 @@ class PromptFile(BaseModel):
     user: str
 
     @model_validator(mode="after")
-    def _check_variables(self) -> "PromptFile":
+    def _check_variables(self) -> PromptFile:
         used = template_variables(self.system) | template_variables(self.user)
         declared = set(self.variables)
         if used != declared:

@@ -1,12 +1,14 @@
 """Hybrid, series-aware retrieval: dense (Chroma) + BM25 (jieba), fused by reciprocal rank fusion.
 
 A question that names a year or an issuer/region is routed to the matching reports (filter when unambiguous,
-preference otherwise) by :mod:`ragreports.retrieve.query`. Preferred reports are searched on their own first, so they are
+preference otherwise) by :mod:`ragreports.retrieve.query`. Preferred reports are searched on their own first, so they
+are
 found however large the index is, and their passages rank ahead of the rest. Explicit filters (doc, year, issuer)
 always win. A query that yields no BM25 tokens is logged: we never silently degrade to dense-only.
 
 The two rankers see the question differently. BM25 gets all of it (exact years, names and counts are what it is
-good at). The dense encoder gets the question without the routing cues :func:`ragreports.retrieve.query.understand` found
+good at). The dense encoder gets the question without the routing cues :func:`ragreports.retrieve.query.understand`
+found
 (the issuer/region mentions and the years, outside quoted titles): once routing has chosen the report, those words
 no longer tell its passages apart, and in a small encoder they drown the content words, pulling the query towards
 whichever passage repeats the bureau's name (measured on the dev suite with e5-small: dense recall@5 0.83 -> 0.98).

@@ -34,14 +34,19 @@ _MAX_PASSES = 4
 
 # HTML elements whose boundaries are line breaks when a page is flattened to text (shared with loaders).
 BLOCK_TAGS = frozenset(
-    "address article aside blockquote body br caption center dd div dl dt fieldset figcaption figure footer "
-    "form h1 h2 h3 h4 h5 h6 header hr html li main nav ol p pre section table tbody tfoot thead title tr ul".split()
+    [
+        "address", "article", "aside", "blockquote", "body", "br", "caption", "center", "dd", "div", "dl", "dt",
+        "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+        "hr", "html", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "tfoot", "thead",
+        "title", "tr", "ul",
+    ]
 )
-_INLINE_TAGS = (
-    "a abbr b bdi bdo big button cite code del dfn em font i img input ins kbd label mark nobr q s samp "
-    "select small span strike strong sub sup td th time tt u var wbr option textarea iframe head meta link "
-    "script style noscript base col colgroup"
-).split()
+_INLINE_TAGS = [
+    "a", "abbr", "b", "bdi", "bdo", "big", "button", "cite", "code", "del", "dfn", "em", "font", "i", "img",
+    "input", "ins", "kbd", "label", "mark", "nobr", "q", "s", "samp", "select", "small", "span", "strike",
+    "strong", "sub", "sup", "td", "th", "time", "tt", "u", "var", "wbr", "option", "textarea", "iframe", "head",
+    "meta", "link", "script", "style", "noscript", "base", "col", "colgroup",
+]
 _TAG_NAMES = "|".join(sorted({*BLOCK_TAGS, *_INLINE_TAGS}, key=len, reverse=True))
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
 _SCRIPT = re.compile(r"<(script|style|noscript)\b[^<>]*>.*?</\1\s*>", re.S | re.I)

@@ -136,9 +136,8 @@ def parse_chinese_numeral(s: str) -> int | None:
     digit: int | None = None
     for c in s:
         if c in r.digits:
-            if digit is not None:  # two digits in a row inside a positional numeral: only 零 may precede
-                if digit != 0:
-                    return None
+            if digit is not None and digit != 0:  # two digits in a row in a positional numeral: only 零 may precede
+                return None
             digit = r.digits[c]
         elif c in r.small:
             mult = r.small[c]
@@ -292,7 +291,7 @@ def iter_quantities(text: str) -> list[QuantityMatch]:
 def parse_quantity(s: str) -> Quantity | None:
     """Parse a short quantity expression such as ``9.98万人次``, ``近千份``, ``66%``, ``至少1次``."""
     s = _nfkc(s).strip()
-    found = [q for q in iter_quantities(s)]
+    found = iter_quantities(s)
     if not found:
         return None
     q = found[0]

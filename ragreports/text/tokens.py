@@ -14,6 +14,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from platformdirs import user_cache_dir
+
 from ragreports.errors import ConfigError
 
 _BLOB = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
@@ -21,8 +23,6 @@ _SHIPPED = ("cl100k_base", "o200k_base")
 
 
 def default_cache_dir() -> Path:
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("ragreports", appauthor=False)) / "tiktoken"
 
 

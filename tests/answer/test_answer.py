@@ -350,7 +350,7 @@ def test_prompt_passages_respect_the_token_budget():
     assert sum(counter.count(u.text) for u in used) <= 200
     assert re.findall(r'<passage id="(\d+)">', block) == [str(i + 1) for i in range(len(used))]
     assert sources.splitlines()[0].startswith("[1] qc24.txt")
-    for u, p in zip(used, ps):  # kept text is a prefix of the passage, offsets follow it
+    for u, p in zip(used, ps, strict=False):  # kept text is a prefix of the passage, offsets follow it
         assert p.text.startswith(u.text) and u.end - u.start == len(u.text)
         assert REPORT[u.start:u.end] == u.text
     # a first passage larger than the budget is cut, never dropped

@@ -1,4 +1,4 @@
-"""Rendering of briefs (ragreports.render): Markdown order, standalone HTML with linked evidence, compare tables."""
+"""Rendering of briefs (ragreports.brief.render): Markdown order, standalone HTML with linked evidence, compare tables."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
-from conftest import DEV_SUITE, REPO
 from pydantic import BaseModel
 
 from ragreports.config import Settings
@@ -30,6 +29,8 @@ from ragreports.evaluation.runner import (
 )
 from ragreports.types import Answer, Citation, Document, Fact, Meta, SearchResult
 from ragreports.workspace import DocStatus, IngestReport
+
+from conftest import DEV_SUITE, REPO
 
 TEXT_A = ("常州市科学技术局2024年法治政府建设年度报告\n"
           "2024年，共组织集中学习5次，发放普法宣传资料3000余份，累计吸引9.98万人次在线观看。\n"
@@ -135,7 +136,7 @@ def _fact(text, v, u, q) -> Fact:
 class FakeWorkspace:
     """Implements the Workspace contract over hand-made predictions (tests the harness, not the pipeline)."""
 
-    created: list["FakeWorkspace"] = []
+    created: list[FakeWorkspace] = []
 
     def __init__(self, settings: Settings, flaky: bool = False, fail_summary: str | None = None):
         self.settings = settings
@@ -469,7 +470,7 @@ def test_parse_min_errors(values, problem):
 
 
 def test_check_gates_on_metrics():
-    m = {name: 0.9 for name in METRICS}
+    m = dict.fromkeys(METRICS, 0.9)
     assert check_gates(m, {"fact_f1": 0.9, "qa_accuracy": 0.8}) == []
     assert check_gates(m, {"fact_f1": 0.95}) == ["fact_f1 0.9000 < 0.9500"]
     with pytest.raises(ConfigError):
@@ -602,9 +603,6 @@ def test_console_rendering(suite, settings):
 # -- the real pipeline (when all stages exist) -------------------------------------------------------------------
 @pytest.mark.e2e
 def test_dev_suite_with_the_real_workspace(tmp_path):
-    for mod in ("ragreports.loaders", "ragreports.metadata", "ragreports.facts", "ragreports.brief",
-                "ragreports.answer"):
-        pytest.importorskip(mod)
     s = Settings(home=tmp_path / "home", embedder="hash", llm="none")
     r = run_eval(DEV_SUITE, s)
     out = eval_report.render_json(r)

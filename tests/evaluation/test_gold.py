@@ -6,10 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import DEV_SUITE
 
 from ragreports.errors import GoldFormatError
 from ragreports.evaluation.gold import SECTION_NAMES, load_gold_file, load_suite
+
+from conftest import DEV_SUITE
 
 GOOD = """\
 report: a.txt

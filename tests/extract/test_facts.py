@@ -69,7 +69,7 @@ def _vu(text: str) -> list[tuple[float, str, bool]]:
 def test_facts_found(text: str, expected: list[tuple[float, str, bool]]) -> None:
     got = _vu(text)
     assert len(got) == len(expected), got
-    for (gv, gu, ga), (ev, eu, ea) in zip(got, expected):
+    for (gv, gu, ga), (ev, eu, ea) in zip(got, expected, strict=True):
         assert math.isclose(gv, ev, rel_tol=1e-9) and gu == eu and ga is ea, got
 
 
@@ -176,7 +176,7 @@ def test_small_values_nearby_are_not_merged_without_shared_words() -> None:
 def test_quotes_overlap_the_natural_span(text: str, gold_quotes: list[str]) -> None:
     facts = extract_facts(text)
     assert len(facts) == len(gold_quotes)
-    for f, g in zip(facts, gold_quotes):
+    for f, g in zip(facts, gold_quotes, strict=True):
         assert quotes_overlap(f.quote, g), (f.quote, g)
 
 

@@ -32,7 +32,7 @@ SENTENCES = [
 
 
 @lru_cache(maxsize=1)
-def _opencc_s2t():  # noqa: ANN202
+def _opencc_s2t():
     import opencc
 
     return opencc.OpenCC("s2t")
@@ -77,7 +77,7 @@ def test_discover_reports_missing_and_unsupported_explicit_paths(tmp_path: Path)
 
 
 def test_supported_extensions() -> None:
-    assert SUPPORTED == {".txt", ".md", ".html", ".htm", ".pdf", ".docx"}
+    assert {".txt", ".md", ".html", ".htm", ".pdf", ".docx"} == SUPPORTED
 
 
 # --- encodings -------------------------------------------------------------------------------------------
@@ -217,13 +217,13 @@ def test_html_without_declaration_is_detected(tmp_path: Path) -> None:
 
 
 def test_html_wrong_declaration_falls_back_to_detection(tmp_path: Path) -> None:
-    page = '<meta charset="utf-8"><p>{}</p>'.format(SENTENCES[0])
+    page = f'<meta charset="utf-8"><p>{SENTENCES[0]}</p>'
     doc = load_file(_write(tmp_path, "page.html", page.encode("gbk")))
     assert (doc.encoding, doc.text) == ("gb18030", SENTENCES[0])
 
 
 def test_html_resaved_as_utf8_with_stale_declaration(tmp_path: Path) -> None:
-    page = '<meta http-equiv="Content-Type" content="text/html; charset=gb2312"><p>{}</p>'.format(SENTENCES[2])
+    page = f'<meta http-equiv="Content-Type" content="text/html; charset=gb2312"><p>{SENTENCES[2]}</p>'
     doc = load_file(_write(tmp_path, "page.html", page.encode("utf-8")))
     assert (doc.encoding, doc.text) == ("utf-8", SENTENCES[2])
 

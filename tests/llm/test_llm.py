@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 from hypothesis import example, given
@@ -233,7 +233,7 @@ class Item(BaseModel):
     count: int = Field(ge=3)
     ratio: float
     ok: bool
-    note: Optional[str] = None
+    note: str | None = None
 
 
 class Nested(BaseModel):

@@ -89,7 +89,7 @@ def test_gguf_server_complete_structured_then_dead(record_property):
 
 KILLABLE = """
 import sys, time
-from ragreports.llm import GGUFServer
+from ragreports.llm.openai import GGUFServer
 server = GGUFServer(sys.argv[1], n_ctx=2048).start()
 print(server.base_url, flush=True)
 time.sleep(300)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from ragreports.config import Settings
 from ragreports.data import prompts_dir
@@ -16,7 +17,7 @@ PROMPT_FILES = sorted(PROMPTS_DIR.glob("*.yaml"))
 
 
 def test_prompts_dir_is_the_projects_and_not_empty():
-    assert PROMPTS_DIR == prompts_dir()
+    assert prompts_dir() == PROMPTS_DIR
     assert "json_repair" in {p.stem for p in PROMPT_FILES}
 
 
@@ -86,5 +87,5 @@ def test_loader_accepts_doubled_braces_and_reports_missing(tmp_path):
 
 def test_prompt_model_is_frozen():
     p = PromptFile(name="t", version=1, variables=["q"], user="{q}")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         p.version = 2

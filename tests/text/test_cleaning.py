@@ -4,7 +4,7 @@ chrome pattern data file, and hypothesis properties (numbers and dates survive; 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -190,12 +190,12 @@ CHROME_STRINGS = ["当前位置", "首页 >", "打印本页", "关闭窗口", "P
 TRADITIONAL_ONLY = "學習貫徹區據關國實發檢觀輪條"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _raw(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cleaned(path: Path) -> str:
     return clean(_raw(path))
 
