@@ -317,19 +317,21 @@ def rescore(suite: Path, dump: dict) -> dict:
     n_gold = n_pred = n_match = 0
     meta_hits = dict.fromkeys(("issuer", "region", "year", "published"), 0)
     n_q = q_ok = q_refused = hit1 = hit5 = 0
+    n_unans = unans_refused = n_answerable = 0
     n_pts = pts_ok = 0
     checked = verified = 0
     for g in golds:
         rep = preds.get(g["report"], {})
         doc_id = rep.get("doc_id")
         text = texts.get(doc_id) if doc_id else None
-        gfacts, pfacts = g.get("facts") or [], rep.get("facts") or []
-        edges = {i: [j for j, p in enumerate(pfacts)
-                     if same_value(gf["value"], p["value"]) and norm_unit(str(gf["unit"])) == norm_unit(p["unit"])
-                     and overlap(p["quote"], str(gf["quote"]))] for i, gf in enumerate(gfacts)}
-        n_gold += len(gfacts)
-        n_pred += len(pfacts)
-        n_match += max_matching(len(gfacts), len(pfacts), edges)
+        gfacts, pfacts = g.get("facts"), rep.get("facts") or []
+        if gfacts is not None:  # facts: null or no key = not annotated, left out of fact scoring
+            edges = {i: [j for j, p in enumerate(pfacts)
+                         if same_value(gf["value"], p["value"]) and norm_unit(str(gf["unit"])) == norm_unit(p["unit"])
+                         and overlap(p["quote"], str(gf["quote"]))] for i, gf in enumerate(gfacts)}
+            n_gold += len(gfacts)
+            n_pred += len(pfacts)
+            n_match += max_matching(len(gfacts), len(pfacts), edges)
         for f in meta_hits:
             meta_hits[f] += meta_ok(f, (g.get("meta") or {}).get(f), (rep.get("meta") or {}).get(f))
         asked: dict[str, list] = {}
@@ -338,12 +340,24 @@ def rescore(suite: Path, dump: dict) -> dict:
                 asked.setdefault(q["question"].strip(), []).append(q)
         for gq in g.get("questions") or []:
             n_q += 1
+            unanswerable = gq.get("answer") is None
+            n_unans += unanswerable
+            n_answerable += not unanswerable
             lst = asked.get(str(gq["question"]).strip())
             q = lst.pop(0) if lst else None
-            if q is None:
+            if q is None:  # no prediction counts as a refusal
                 q_refused += 1
+                unans_refused += unanswerable
+                q_ok += unanswerable
                 continue
             q_refused += bool(q.get("refused"))
+            for c in q.get("citations", []):
+                checked += 1
+                verified += good(texts.get(c["doc_id"]), c["quote"], c["start"], c["end"])
+            if unanswerable:  # right only when refused; not a retrieval target
+                unans_refused += bool(q.get("refused"))
+                q_ok += bool(q.get("refused"))
+                continue
             said = not q.get("refused") and answer_ok(q.get("answer", ""), str(gq["answer"]))
             cited = doc_id is not None and any(c["doc_id"] == doc_id and inside(c["quote"], str(gq["quote"]))
                                                for c in q.get("citations", []))
@@ -353,9 +367,6 @@ def rescore(suite: Path, dump: dict) -> dict:
                     for r in top[:5]]
             hit1 += any(hits[:1])
             hit5 += any(hits)
-            for c in q.get("citations", []):
-                checked += 1
-                verified += good(texts.get(c["doc_id"]), c["quote"], c["start"], c["end"])
         summary = rep.get("summary")
         secs = g.get("sections") or {}
         for name in SECTIONS:
@@ -383,8 +394,11 @@ def rescore(suite: Path, dump: dict) -> dict:
                   "predicted": n_pred, "matched": n_match},
         "meta": {"accuracy": round(frac(sum(meta_hits.values()), 4 * n), 4),
                  "fields": {f: round(frac(v, n), 4) for f, v in meta_hits.items()}},
-        "qa": {"accuracy": round(frac(q_ok, n_q), 4), "questions": n_q, "refused": q_refused},
-        "retrieval": {"recall_at_1": round(frac(hit1, n_q), 4), "recall_at_5": round(frac(hit5, n_q), 4)},
+        "qa": {"accuracy": round(frac(q_ok, n_q), 4), "questions": n_q, "refused": q_refused,
+               "refusal_precision": round(frac(unans_refused, q_refused), 4),
+               "refusal_recall": round(frac(unans_refused, n_unans), 4)},
+        "retrieval": {"recall_at_1": round(frac(hit1, n_answerable), 4),
+                      "recall_at_5": round(frac(hit5, n_answerable), 4)},
         "grounding": {"verified": round(frac(verified, checked), 4) if texts else None},
         "sections": {"coverage": round(frac(pts_ok, n_pts), 4)},
         "passed": None,

@@ -228,8 +228,8 @@ def extract(doc: str = typer.Argument(..., help="Doc id or source path."), as_js
     """Metadata and every quantitative fact, each with its verified quote and offsets."""
     d, facts = _workspace().extract(doc)
     if as_json:
-        _print_json({"doc_id": d.doc_id, "source": d.source, "meta": _meta_json(d.meta),
-                     "facts": [f.to_dict() for f in facts]})
+        _print_json({"doc_id": d.doc_id, "source": d.source, "meta": _meta_json(d.meta), "genre": d.meta.genre,
+                     "meta_evidence": d.meta.evidence_dicts(), "facts": [f.to_dict() for f in facts]})
         return
     out = _out()
     for k, v in d.meta.to_dict().items():

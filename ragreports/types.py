@@ -23,16 +23,52 @@ class RawDocument:
     sha256: str  # of the raw bytes
 
 
+META_FIELDS = ("issuer", "region", "year", "published", "title")
+
+
+@dataclass(frozen=True)
+class MetaEvidence:
+    """Why a metadata field has its value: the cue that won, its quote and offsets, and how sure the winner is."""
+
+    field: str  # issuer | region | year | published | title | genre
+    value: str | int
+    quote: str  # == document.text[start:end]; "" for a value the user gave
+    start: int
+    end: int
+    cue: str  # title, delegate, session, source, index_block, breadcrumb, banner, opening, signature, mention,
+    # review_heading, opening_year, plan_heading, label, given ...
+    confidence: float  # the winner's share of all the weight cast for the field, 0..1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
 class Meta:
     issuer: str | None = None
     region: str | None = None
-    year: int | None = None
+    year: int | None = None  # the year the report is ABOUT
     published: str | None = None  # YYYY-MM-DD
     title: str | None = None
+    genre: str | None = None  # work_report | rule_of_law | disclosure | statistics | summary (data/genres.yaml)
+    evidence: tuple[MetaEvidence, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The metadata fields, exactly the ``meta`` object of spec/cli-json.md (genre and evidence: see
+        :meth:`to_json`)."""
+        return {f: getattr(self, f) for f in META_FIELDS}
+
+    def evidence_dicts(self) -> list[dict[str, Any]]:
+        return [e.to_dict() for e in self.evidence]
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything, for storage (:meth:`from_json` reads it back)."""
+        return {**self.to_dict(), "genre": self.genre, "evidence": self.evidence_dicts()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Meta:
+        ev = tuple(MetaEvidence(**e) for e in d.get("evidence") or ())
+        return cls(**{f: d.get(f) for f in META_FIELDS}, genre=d.get("genre"), evidence=ev)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ragreports.errors import GoldFormatError
 
@@ -149,16 +149,34 @@ class GoldFact(BaseModel):
 
 
 class GoldQuestion(BaseModel):
+    """A question and its short answer proved by a quote; ``answer: null`` (with ``quote: null``) marks a question
+    the report does not answer: only a refusal is correct."""
+
     model_config = ConfigDict(extra="forbid")
 
     question: str
-    answer: str
-    quote: str
+    answer: str | None
+    quote: str | None
 
-    @field_validator("question", "answer", "quote", mode="before")
+    @field_validator("question", mode="before")
     @classmethod
     def _str(cls, v: Any) -> str:
         return _text(v)
+
+    @field_validator("answer", "quote", mode="before")
+    @classmethod
+    def _optional(cls, v: Any) -> str | None:
+        return None if v is None else _text(v)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> GoldQuestion:
+        if (self.answer is None) != (self.quote is None):
+            raise ValueError("answer and quote are both null (an unanswerable question) or both given")
+        return self
+
+    @property
+    def answerable(self) -> bool:
+        return self.answer is not None
 
 
 class GoldSections(BaseModel):
@@ -198,7 +216,7 @@ class GoldReport(BaseModel):
 
     report: str
     meta: GoldMeta
-    facts: list[GoldFact] = Field(default_factory=list)
+    facts: list[GoldFact] | None = None  # None (null or no key): not annotated, left out of fact scoring
     questions: list[GoldQuestion] = Field(default_factory=list)
     sections: GoldSections = Field(default_factory=GoldSections)
 
@@ -212,7 +230,7 @@ class GoldReport(BaseModel):
             raise ValueError(f"must be a bare file name inside reports/, not a path: {v!r}")
         return v
 
-    @field_validator("facts", "questions", mode="before")
+    @field_validator("questions", mode="before")
     @classmethod
     def _list(cls, v: Any) -> Any:
         return [] if v is None else v

@@ -133,8 +133,8 @@ class MetaMiss(BaseModel):
 
 class QuestionOutcome(BaseModel):
     question: str
-    expected: str
-    quote: str
+    expected: str | None  # None: the report does not answer it (only a refusal is correct)
+    quote: str | None
     answer: str
     refused: bool
     states_answer: bool
@@ -144,9 +144,15 @@ class QuestionOutcome(BaseModel):
     hit_at_5: bool
 
     @property
+    def answerable(self) -> bool:
+        return self.expected is not None
+
+    @property
     def reason(self) -> str:
         if self.correct:
             return ""
+        if not self.answerable:
+            return "the report does not answer this question: only a refusal is correct"
         if self.refused:
             return "refused"
         if not self.states_answer:
@@ -172,6 +178,7 @@ class ReportScore(BaseModel):
 
     report: str
     doc_id: str | None
+    facts_annotated: bool = True  # False: gold ``facts: null``, the report is left out of fact scoring
     facts: list[FactOutcome]  # aligned with the gold facts
     facts_predicted: int
     spurious_facts: list[FactRef]
@@ -198,6 +205,8 @@ class ReportScore(BaseModel):
 
 
 class FactScores(BaseModel):
+    """Micro-averaged over the reports whose facts are annotated (``reports``)."""
+
     precision: float
     recall: float
     f1: float
@@ -205,6 +214,7 @@ class FactScores(BaseModel):
     predicted: int
     matched: int
     unsupported: int
+    reports: int = 0
 
 
 class MetaScores(BaseModel):
@@ -213,14 +223,17 @@ class MetaScores(BaseModel):
 
 
 class QAScores(BaseModel):
-    accuracy: float
+    accuracy: float  # answerable: states the answer and cites it; unanswerable: refused
     questions: int
     refused: int
     correct: int
+    unanswerable: int = 0
+    refusal_precision: float = 1.0  # refusals that were right (the question is unanswerable)
+    refusal_recall: float = 1.0  # unanswerable questions that were refused
 
 
 class RetrievalScores(BaseModel):
-    recall_at_1: float
+    recall_at_1: float  # over the answerable questions
     recall_at_5: float
 
 

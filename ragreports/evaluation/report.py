@@ -24,7 +24,8 @@ from ragreports.evaluation.scoring import ratio
 METRIC_LABELS: dict[str, str] = {
     "fact_precision": "facts precision", "fact_recall": "facts recall", "fact_f1": "facts F1",
     "meta_accuracy": "meta accuracy", "meta_issuer": "  issuer", "meta_region": "  region", "meta_year": "  year",
-    "meta_published": "  published", "qa_accuracy": "QA accuracy", "retrieval_recall_at_1": "retrieval recall@1",
+    "meta_published": "  published", "qa_accuracy": "QA accuracy", "refusal_precision": "  refusal precision",
+    "refusal_recall": "  refusal recall", "retrieval_recall_at_1": "retrieval recall@1",
     "retrieval_recall_at_5": "retrieval recall@5", "grounding_verified": "grounding verified",
     "section_coverage": "section coverage",
 }
@@ -37,16 +38,21 @@ def report_metrics(rs: ReportScore) -> dict[str, Any]:
     p = ratio(matched, pred, 1.0 if gold == 0 else 0.0)
     r = ratio(matched, gold)
     qs = rs.questions
+    answerable = [q for q in qs if q.answerable]
+    facts: dict[str, Any] = {"annotated": rs.facts_annotated, "predicted": pred}
+    if rs.facts_annotated:
+        facts.update(gold=gold, matched=matched, unsupported=len(rs.unsupported_facts), precision=round(p, 4),
+                     recall=round(r, 4), f1=round(2 * p * r / (p + r), 4) if p + r else 0.0)
     return {
         "report": rs.report, "doc_id": rs.doc_id,
-        "facts": {"gold": gold, "predicted": pred, "matched": matched, "unsupported": len(rs.unsupported_facts),
-                  "precision": round(p, 4), "recall": round(r, 4),
-                  "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0},
+        "facts": facts,
         "meta": dict(rs.meta),
         "qa": {"questions": len(qs), "correct": sum(q.correct for q in qs), "refused": sum(q.refused for q in qs),
+               "unanswerable": len(qs) - len(answerable),
                "accuracy": round(ratio(sum(q.correct for q in qs), len(qs)), 4)},
-        "retrieval": {"hits_at_1": sum(q.hit_at_1 for q in qs), "hits_at_5": sum(q.hit_at_5 for q in qs),
-                      "recall_at_5": round(ratio(sum(q.hit_at_5 for q in qs), len(qs)), 4)},
+        "retrieval": {"hits_at_1": sum(q.hit_at_1 for q in answerable),
+                      "hits_at_5": sum(q.hit_at_5 for q in answerable),
+                      "recall_at_5": round(ratio(sum(q.hit_at_5 for q in answerable), len(answerable)), 4)},
         "sections": {"points": len(rs.sections), "covered": sum(s.covered for s in rs.sections),
                      "coverage": round(ratio(sum(s.covered for s in rs.sections), len(rs.sections)), 4)},
         "grounding": {"checked": rs.grounding_checked, "verified": rs.grounding_verified,
@@ -62,7 +68,8 @@ def report_misses(rs: ReportScore) -> dict[str, Any]:
         "meta": [m.model_dump(mode="json") for m in rs.meta_misses],
         "wrong_answers": [{"question": q.question, "expected": q.expected, "answer": q.answer,
                            "refused": q.refused, "reason": q.reason} for q in rs.questions if not q.correct],
-        "retrieval_misses": [{"question": q.question, "quote": q.quote} for q in rs.questions if not q.hit_at_5],
+        "retrieval_misses": [{"question": q.question, "quote": q.quote} for q in rs.questions
+                             if q.answerable and not q.hit_at_5],
         "uncovered_points": [{"section": s.section, "quote": s.quote} for s in rs.sections if not s.covered],
         "ungrounded": [g.model_dump() for g in rs.ungrounded],
     }
@@ -78,10 +85,11 @@ def render_json(run: EvalRun) -> dict[str, Any]:
         "reports": run.reports,
         "facts": {"precision": s.facts.precision, "recall": s.facts.recall, "f1": s.facts.f1,
                   "gold": s.facts.gold, "predicted": s.facts.predicted, "matched": s.facts.matched,
-                  "unsupported": s.facts.unsupported},
+                  "unsupported": s.facts.unsupported, "reports": s.facts.reports},
         "meta": {"accuracy": s.meta.accuracy, "fields": dict(s.meta.fields)},
         "qa": {"accuracy": s.qa.accuracy, "questions": s.qa.questions, "refused": s.qa.refused,
-               "correct": s.qa.correct},
+               "correct": s.qa.correct, "unanswerable": s.qa.unanswerable,
+               "refusal_precision": s.qa.refusal_precision, "refusal_recall": s.qa.refusal_recall},
         "retrieval": {"recall_at_1": s.retrieval.recall_at_1, "recall_at_5": s.retrieval.recall_at_5},
         "grounding": {"verified": s.grounding.verified, "checked": s.grounding.checked},
         "sections": {"coverage": s.sections.coverage, "points": s.sections.points, "covered": s.sections.covered},
@@ -143,10 +151,11 @@ def print_summary(run: EvalRun, console) -> None:
         t.add_row(*row, status)
     console.print(t)
     s = run.scores
-    console.print(f"facts: {s.facts.matched}/{s.facts.gold} gold matched, {s.facts.predicted} predicted, "
-                  f"{s.facts.unsupported} right value with unsupported source · questions: {s.qa.correct}/"
-                  f"{s.qa.questions} correct, {s.qa.refused} refused · section points: {s.sections.covered}/"
-                  f"{s.sections.points} · evidence checked: {s.grounding.checked}")
+    console.print(f"facts ({s.facts.reports} annotated reports): {s.facts.matched}/{s.facts.gold} gold matched, "
+                  f"{s.facts.predicted} predicted, {s.facts.unsupported} right value with unsupported source · "
+                  f"questions: {s.qa.correct}/{s.qa.questions} correct ({s.qa.unanswerable} unanswerable), "
+                  f"{s.qa.refused} refused · section points: {s.sections.covered}/{s.sections.points} · "
+                  f"evidence checked: {s.grounding.checked}")
     for w in run.warnings:
         console.print(f"[yellow]warning:[/] {w}", markup=True, highlight=False)
     for e in run.errors:
@@ -165,9 +174,11 @@ def print_breakdown(run: EvalRun, console) -> None:
         t.add_column(col, justify="left" if col == "report" else "right")
     for rs in run.report_scores:
         m = report_metrics(rs)
-        t.add_row(rs.report, _fmt(m["facts"]["precision"]), _fmt(m["facts"]["recall"]), _fmt(m["facts"]["f1"]),
+        f = m["facts"]
+        p, r, f1 = (_fmt(f["precision"]), _fmt(f["recall"]), _fmt(f["f1"])) if rs.facts_annotated else ("—",) * 3
+        t.add_row(rs.report, p, r, f1,
                   f"{sum(rs.meta.values())}/{len(rs.meta)}", f"{m['qa']['correct']}/{m['qa']['questions']}",
-                  f"{m['retrieval']['hits_at_5']}/{m['qa']['questions']}",
+                  f"{m['retrieval']['hits_at_5']}/{m['qa']['questions'] - m['qa']['unanswerable']}",
                   f"{m['sections']['covered']}/{m['sections']['points']}",
                   f"{rs.grounding_verified}/{rs.grounding_checked}")
     console.print(t)
@@ -196,9 +207,11 @@ def print_misses(run: EvalRun, console, limit: int | None = None) -> None:
         lines("right value, unsupported source",
               [f"{_fact(u.gold)}  ← predicted 「{u.predicted.quote}」" for u in rs.unsupported_facts])
         lines("meta", [f"{m.field}: expected {m.gold!r}, got {m.predicted!r}" for m in rs.meta_misses])
-        lines("wrong answers", [f"{q.question}  expected {q.expected!r}; got {q.answer[:120]!r} ({q.reason})"
+        lines("wrong answers", [f"{q.question}  expected {q.expected or 'a refusal'!r}; got {q.answer[:120]!r} "
+                                f"({q.reason})"
                                 for q in rs.questions if not q.correct])
-        lines("retrieval misses (top 5)", [f"{q.question}  「{q.quote}」" for q in rs.questions if not q.hit_at_5])
+        lines("retrieval misses (top 5)", [f"{q.question}  「{q.quote}」" for q in rs.questions
+                                           if q.answerable and not q.hit_at_5])
         lines("uncovered section points", [f"{s.section}: 「{s.quote}」" for s in rs.sections if not s.covered])
         lines("unverified evidence", [f"{g.kind} [{g.start}:{g.end}] 「{g.quote[:80]}」" for g in rs.ungrounded])
 
@@ -231,7 +244,7 @@ def write_junit(run: EvalRun, path: str | Path) -> None:
                   None if ok else f"expected {m.gold!r}, got {m.predicted!r}" if m else "wrong")
         for i, q in enumerate(rs.questions):
             _case(suite, f"{cls}.qa", f"[{i}] {q.question}",
-                  None if q.correct else f"{q.reason}\nexpected: {q.expected}\nanswer: {q.answer}")
+                  None if q.correct else f"{q.reason}\nexpected: {q.expected or 'a refusal'}\nanswer: {q.answer}")
         for i, s in enumerate(rs.sections):
             _case(suite, f"{cls}.sections", f"[{i}] {s.section}: {s.quote[:40]}",
                   None if s.covered else f"uncovered {s.section} point: 「{s.quote}」")
@@ -321,7 +334,8 @@ def write_html(run: EvalRun, path: str | Path) -> None:
                        for u in mm["unsupported_facts"]])
                 + _ul("meta", [f"{e(x['field'])}: expected {e(repr(x['gold']))}, got {e(repr(x['predicted']))}"
                                for x in mm["meta"]])
-                + _ul("wrong answers", [f"{e(q['question'])}<br><span class=small>expected {e(q['expected'])}; got "
+                + _ul("wrong answers", [f"{e(q['question'])}<br><span class=small>expected "
+                                        f"{e(q['expected'] or 'a refusal')}; got "
                                         f"{e(q['answer'][:200])} ({e(q['reason'])})</span>"
                                         for q in mm["wrong_answers"]])
                 + _ul("retrieval misses", [f"{e(q['question'])} <q>{e(q['quote'])}</q>"

@@ -37,8 +37,8 @@ ProgressFn = Callable[[str, dict], None]
 # Metric names usable in thresholds.yaml, --min and baselines (see scoring.metric_values).
 METRICS: tuple[str, ...] = (
     "fact_precision", "fact_recall", "fact_f1", "meta_accuracy", "meta_issuer", "meta_region", "meta_year",
-    "meta_published", "qa_accuracy", "retrieval_recall_at_1", "retrieval_recall_at_5", "grounding_verified",
-    "section_coverage",
+    "meta_published", "qa_accuracy", "refusal_precision", "refusal_recall", "retrieval_recall_at_1",
+    "retrieval_recall_at_5", "grounding_verified", "section_coverage",
 )
 THRESHOLDS_FILE = "thresholds.yaml"
 
@@ -113,6 +113,8 @@ class _Thresholds(BaseModel):
     meta_year: float | None = Field(None, ge=0, le=1)
     meta_published: float | None = Field(None, ge=0, le=1)
     qa_accuracy: float | None = Field(None, ge=0, le=1)
+    refusal_precision: float | None = Field(None, ge=0, le=1)
+    refusal_recall: float | None = Field(None, ge=0, le=1)
     retrieval_recall_at_1: float | None = Field(None, ge=0, le=1)
     retrieval_recall_at_5: float | None = Field(None, ge=0, le=1)
     grounding_verified: float | None = Field(None, ge=0, le=1)
@@ -194,6 +196,8 @@ def metrics_from_json(data: Mapping[str, Any]) -> dict[str, float]:
             "fact_f1": data["facts"]["f1"], "meta_accuracy": data["meta"]["accuracy"],
             **{f"meta_{k}": v for k, v in data["meta"].get("fields", {}).items()},
             "qa_accuracy": data["qa"]["accuracy"],
+            **{f"refusal_{k}": data["qa"][f"refusal_{k}"] for k in ("precision", "recall")
+               if f"refusal_{k}" in data["qa"]},
             "retrieval_recall_at_1": data["retrieval"]["recall_at_1"],
             "retrieval_recall_at_5": data["retrieval"]["recall_at_5"],
             "grounding_verified": data["grounding"]["verified"], "section_coverage": data["sections"]["coverage"],
@@ -314,8 +318,8 @@ def gold_quote_warnings(suite: Suite, doc_ids: Mapping[str, str], texts: Mapping
         text = texts.get(doc_ids.get(g.report, ""))
         if text is None:
             continue
-        quotes = [(f"facts[{i}]", f.quote) for i, f in enumerate(g.facts)]
-        quotes += [(f"questions[{i}]", q.quote) for i, q in enumerate(g.questions)]
+        quotes = [(f"facts[{i}]", f.quote) for i, f in enumerate(g.facts or [])]
+        quotes += [(f"questions[{i}]", q.quote) for i, q in enumerate(g.questions) if q.quote is not None]
         quotes += [(f"sections.{s}", q) for s, q in g.sections.points()]
         for where, q in quotes:
             if not contains_quote(text, q):

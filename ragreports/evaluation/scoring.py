@@ -253,7 +253,9 @@ def score_report(gold: GoldReport, rep: PredReport | None, questions: Sequence[P
                  texts: Mapping[str, str]) -> ReportScore:
     """Score one report. ``questions`` is aligned with ``gold.questions`` (None: no prediction)."""
     rep = rep or PredReport(report=gold.report)
-    fm = match_facts(gold.facts, rep.facts)
+    annotated = gold.facts is not None
+    gold_facts = gold.facts or []
+    fm = match_facts(gold_facts, rep.facts if annotated else [])
     meta: dict[str, bool] = {}
     meta_misses: list[MetaMiss] = []
     for f in META_FIELDS:
@@ -265,6 +267,11 @@ def score_report(gold: GoldReport, rep: PredReport | None, questions: Sequence[P
     outcomes = []
     for gq, pq in zip(gold.questions, questions, strict=True):
         pq = pq or PredQuestion(report=gold.report, question=gq.question, refused=True)
+        if gq.answer is None or gq.quote is None:  # unanswerable: only a refusal is right; no retrieval target
+            outcomes.append(QuestionOutcome(
+                question=gq.question, expected=None, quote=None, answer=pq.answer, refused=pq.refused,
+                states_answer=False, cites_quote=False, correct=pq.refused, hit_at_1=False, hit_at_5=False))
+            continue
         said = not pq.refused and states_answer(pq.answer, gq.answer)
         cited = cites_quote(pq.citations, gq.quote, rep.doc_id)
         outcomes.append(QuestionOutcome(
@@ -274,13 +281,13 @@ def score_report(gold: GoldReport, rep: PredReport | None, questions: Sequence[P
             hit_at_5=retrieved_hit(pq.retrieved, gq.quote, rep.doc_id, 5)))
     checks = grounding_checks(rep, [q for q in questions if q is not None], texts)
     outcomes_f = []
-    for i, g in enumerate(gold.facts):
+    for i, g in enumerate(gold_facts):
         j = fm.matched.get(i, fm.unsupported.get(i))
         status = "matched" if i in fm.matched else "unsupported" if i in fm.unsupported else "missed"
         outcomes_f.append(FactOutcome(gold=_ref(g), status=status, predicted=None if j is None else _ref(rep.facts[j])))
     return ReportScore(
-        report=gold.report, doc_id=rep.doc_id, facts=outcomes_f, facts_predicted=len(rep.facts),
-        spurious_facts=[_ref(rep.facts[j]) for j in fm.spurious],
+        report=gold.report, doc_id=rep.doc_id, facts_annotated=annotated, facts=outcomes_f,
+        facts_predicted=len(rep.facts), spurious_facts=[_ref(rep.facts[j]) for j in fm.spurious],
         meta=meta, meta_misses=meta_misses, questions=outcomes, sections=section_points(gold, rep.summary),
         grounding_checked=len(checks), grounding_verified=sum(ok for _, ok in checks),
         ungrounded=[m for m, ok in checks if not ok])
@@ -296,10 +303,12 @@ def align_questions(gold: GoldReport, preds: Sequence[PredQuestion]) -> list[Pre
 
 
 def aggregate(reports: Sequence[ReportScore]) -> Scores:
-    """Micro-averaged suite scores (rounded to 4 decimals)."""
-    gold = sum(len(r.facts) for r in reports)
-    pred = sum(r.facts_predicted for r in reports)
-    matched = sum(r.facts_matched for r in reports)
+    """Micro-averaged suite scores (rounded to 4 decimals). Facts count only the reports whose facts are annotated;
+    retrieval only the answerable questions; refusal precision and recall are about the unanswerable ones."""
+    annotated = [r for r in reports if r.facts_annotated]
+    gold = sum(len(r.facts) for r in annotated)
+    pred = sum(r.facts_predicted for r in annotated)
+    matched = sum(r.facts_matched for r in annotated)
     p = ratio(matched, pred, 1.0 if gold == 0 else 0.0)
     rc = ratio(matched, gold)
     f1 = 2 * p * rc / (p + rc) if p + rc else 0.0
@@ -307,16 +316,23 @@ def aggregate(reports: Sequence[ReportScore]) -> Scores:
     fields = {f: round(ratio(sum(r.meta[f] for r in reports), n), 4) for f in META_FIELDS}
     meta_acc = ratio(sum(sum(r.meta.values()) for r in reports), n * len(META_FIELDS))
     qs = [q for r in reports for q in r.questions]
+    answerable = [q for q in qs if q.answerable]
+    refused = [q for q in qs if q.refused]
+    unanswerable = [q for q in qs if not q.answerable]
     pts = [s for r in reports for s in r.sections]
     checked = sum(r.grounding_checked for r in reports)
     return Scores(
         facts=FactScores(precision=round(p, 4), recall=round(rc, 4), f1=round(f1, 4), gold=gold, predicted=pred,
-                         matched=matched, unsupported=sum(len(r.unsupported_facts) for r in reports)),
+                         matched=matched, unsupported=sum(len(r.unsupported_facts) for r in annotated),
+                         reports=len(annotated)),
         meta=MetaScores(accuracy=round(meta_acc, 4), fields=fields),
         qa=QAScores(accuracy=round(ratio(sum(q.correct for q in qs), len(qs)), 4), questions=len(qs),
-                    refused=sum(q.refused for q in qs), correct=sum(q.correct for q in qs)),
-        retrieval=RetrievalScores(recall_at_1=round(ratio(sum(q.hit_at_1 for q in qs), len(qs)), 4),
-                                  recall_at_5=round(ratio(sum(q.hit_at_5 for q in qs), len(qs)), 4)),
+                    refused=len(refused), correct=sum(q.correct for q in qs), unanswerable=len(unanswerable),
+                    refusal_precision=round(ratio(sum(not q.answerable for q in refused), len(refused)), 4),
+                    refusal_recall=round(ratio(sum(q.refused for q in unanswerable), len(unanswerable)), 4)),
+        retrieval=RetrievalScores(
+            recall_at_1=round(ratio(sum(q.hit_at_1 for q in answerable), len(answerable)), 4),
+            recall_at_5=round(ratio(sum(q.hit_at_5 for q in answerable), len(answerable)), 4)),
         grounding=GroundingScores(verified=round(ratio(sum(r.grounding_verified for r in reports), checked), 4),
                                   checked=checked),
         sections=SectionScores(coverage=round(ratio(sum(s.covered for s in pts), len(pts)), 4), points=len(pts),
@@ -338,6 +354,7 @@ def metric_values(scores: Scores) -> dict[str, float]:
         "meta_accuracy": scores.meta.accuracy,
         **{f"meta_{f}": v for f, v in scores.meta.fields.items()},
         "qa_accuracy": scores.qa.accuracy,
+        "refusal_precision": scores.qa.refusal_precision, "refusal_recall": scores.qa.refusal_recall,
         "retrieval_recall_at_1": scores.retrieval.recall_at_1,
         "retrieval_recall_at_5": scores.retrieval.recall_at_5,
         "grounding_verified": scores.grounding.verified,

@@ -1,217 +1,179 @@
-"""Report metadata from its cleaned text: issuer, region, year reported on, publication date, title.
+"""Report metadata from evidence anywhere in the cleaned text: issuer, region, year reported on, publication date,
+title and genre, each kept with the quote that won and a confidence.
 
-``extract_meta(text)`` reads only the text (never the file name): the title line, labelled date lines
-(发布日期/更新时间/...), a signature at the end, and mentions of the issuing body in the body. A body named only
-by a short form (``市科技局``, ``区科技局``) is resolved with the place the report names for the same body
-elsewhere (``《常州市科学技术局…办法》``, ``江阴市科技局`` signature) and expanded to its full official name
-(``ragreports/data/meta_rules.yaml``). A field the text does not support is None: never a guess.
+Cues (``data/meta_rules.yaml``, weights included): the title line, the speaker's ``我代表…`` and the session line of a
+delivered report, 来源/发布机构 lines, index blocks and breadcrumbs, a site banner, the opening sentences, the
+signature and date at the end, and how often each body is named. A body written without its place (``市科技局``,
+``我局``) takes the place from the report's own evidence: the same organ named with a place elsewhere
+(``《六盘水市科学技术局…方案》``), else the place of that level the report names most. Places come from the
+packaged division table (:mod:`ragreports.text.places`), so ``烟台`` is 烟台市 and ``钟楼区`` is in 常州市. The
+year reported on follows the genre (``data/genres.yaml``): a work report delivered in N is about N-1. A field the
+text does not support is None: never a guess. The file name is never evidence.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from pydantic import BaseModel, ConfigDict
 
 from ragreports.data import load_rules
+from ragreports.extract.bodies import BodyMention, body_name, body_region, body_rules, find_bodies, resolve_chain
+from ragreports.extract.genres import Genre, detect_genre
 from ragreports.text.numbers import parse_chinese_numeral
-from ragreports.types import Meta
+from ragreports.text.places import COUNTY, PREFECTURE, PROVINCE, Gazetteer, Place, PlaceMention, gazetteer
+from ragreports.types import Meta, MetaEvidence
 
-_CJK = r"\u3400-\u9fff"
-# characters that may precede a place name inside running text (于常州市, 由张家港市)
-_FUNCTION_CHARS = set("在对由和与及向为是将等的从把被于了并经会、同赴到至共")  # 共: 中共XX市…党组
-_LEVEL_CHARS = set("省市州区县盟旗")
-# characters that never occur in a place name before a level word (年度市, 每月, 全日)
-_NOT_PLACE_CHARS = set("年度月日时期届次个项件号第我全本各该这那其")
+
+class _Weights(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: float
+    delegate: float
+    session: float
+    source: float
+    index_block: float
+    breadcrumb: float
+    banner: float
+    opening: float
+    signature: float
+    mention: float
+    mention_cap: float
+    documents: float
+    self_reference: float
+    review_heading: float
+    opening_year: float
+    report_year_phrase: float
+    plan_heading: float
+    published_minus_one: float
 
 
 class MetaRulesFile(BaseModel):
-    """``data/meta_rules.yaml``: bureau short forms, level words, date labels and title/year cues."""
+    """``data/meta_rules.yaml``."""
 
     model_config = ConfigDict(extra="forbid")
-    bureau_short_forms: dict[str, str]
-    levels: list[str]
-    province_levels: list[str]
-    not_places: list[str]
+    source_labels: list[str]
+    source_not_bodies: list[str]
     published_labels: list[str]
+    clock_lines: list[str]
+    breadcrumb_separators: list[str]
+    index_bullets: list[str]
+    site_banner: str
+    delegate: str
+    session: str
     title_endings: list[str]
     title_max_chars: int
-    review_last_year: list[str]
-    next_year_cues: list[str]
-    not_issuers_by_frequency: list[str]
-    child_levels: list[str]
-    parent_levels: list[str]
-
-
-def bureau_short_forms() -> dict[str, str]:
-    """Short forms of bureau names -> full official names (``科技局`` -> ``科学技术局``); a full name maps to itself."""
-    return dict(load_rules("meta_rules", MetaRulesFile).bureau_short_forms)
-
-
-class _MetaRules:
-    def __init__(self) -> None:
-        d = load_rules("meta_rules", MetaRulesFile)
-        self.short: dict[str, str] = dict(d.bureau_short_forms)
-        self.levels: list[str] = sorted(d.levels, key=len, reverse=True)
-        self.province_levels: list[str] = list(d.province_levels)
-        self.not_places: set[str] = set(d.not_places)
-        self.published_labels: list[str] = list(d.published_labels)
-        self.title_endings: list[str] = sorted(d.title_endings, key=len, reverse=True)
-        self.title_max: int = d.title_max_chars
-        self.review_last_year: list[str] = list(d.review_last_year)
-        self.next_year_cues: list[str] = list(d.next_year_cues)
-        self.not_issuers: set[str] = set(d.not_issuers_by_frequency)
-        self.child_levels: set[str] = set(d.child_levels)
-        self.parent_levels: set[str] = set(d.parent_levels)
-        cores = "|".join(sorted(self.short, key=len, reverse=True))
-        levels = "|".join(self.levels)
-        self.bureau_re = re.compile(f"(?P<level>{levels})(?P<core>{cores})")
-        self.level_re = re.compile(levels)
+    title_search_lines: int
+    review_headings: list[str]
+    review_past_year: list[str]
+    opening_year: str
+    report_year_phrase: str
+    plan_headings: list[str]
+    superior_before: str
+    superior_after: str
+    weights: _Weights
 
 
 @functools.lru_cache(maxsize=1)
-def _rules() -> _MetaRules:
-    return _MetaRules()
+def _rules() -> MetaRulesFile:
+    return load_rules("meta_rules", MetaRulesFile)
+
+
+# level word of a body written without its place -> the levels of unit it can stand for
+_LEVEL_OF_WORD = {"省": (PROVINCE,), "自治区": (PROVINCE,), "市": (PREFECTURE, COUNTY, PROVINCE), "州": (PREFECTURE,),
+                  "自治州": (PREFECTURE,), "盟": (PREFECTURE,), "区": (COUNTY,), "县": (COUNTY,), "自治县": (COUNTY,),
+                  "旗": (COUNTY,)}
+_KIND_WORD = {"省": "省", "自治区": "自治区", "直辖市": "市", "地级市": "市", "县级市": "市", "自治州": "州",
+              "地区": "地区", "盟": "盟", "市辖区": "区", "县": "县", "自治县": "县", "旗": "旗", "自治旗": "旗"}
+
+_DATE = r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})"
+_LIST_MARK = re.compile(r"^(?:[一二三四五六七八九十]{1,3}\s*[、.．]|[（(]\s*[一二三四五六七八九十\d]{1,3}\s*[)）]"
+                        r"|\d{1,2}\s*[、.．](?!\d))\s*")
+_CN_DATE = "([〇零一二三四五六七八九]{4})年([一二三四五六七八九十]{1,3})月([一二三四五六七八九十]{1,3})日"
 
 
 @dataclass(frozen=True)
-class Mention:
-    """A mention of a government body: ``place`` may be empty (``市科技局``)."""
-
-    place: str  # e.g. "常州市", "江门市江海区", ""
-    level: str  # 市 / 区 / 县 / 省 ...
-    core: str  # full official bureau name, e.g. 科学技术局
+class _Line:
     start: int
+    text: str  # stripped
+    offset: int  # start of the stripped text in the document
 
 
-# ---------------------------------------------------------------------------------------------- places
-
-
-def _is_cjk(ch: str) -> bool:
-    return bool(re.match(f"[{_CJK}]", ch))
-
-
-def _place_before(text: str, i: int) -> str:
-    """The place name that ends right before position ``i`` (where a level word starts), or "".
-
-    A candidate of 2-4 characters must start at a word boundary (start of line, punctuation, or a function
-    character such as 于/由/在), must not be a common word (全市, 我区, 年度市), and must either be written
-    with its level word at least twice in the text or open a line or a title/quote (signatures, 《…》).
-    """
-    r = _rules()
-    for length in (2, 3, 4):
-        s = i - length
-        if s < 0:
-            break
-        name = text[s:i]
-        if not all(_is_cjk(c) for c in name) or any(lv in name for lv in ("省", "市", "区", "县")):
-            break
-        prev = text[s - 1] if s > 0 else ""
-        if (name in r.not_places or name[:1] in r.not_places or name[-1:] in ("我", "全", "本", "各", "该")
-                or any(c in _NOT_PLACE_CHARS for c in name) or name.startswith("中共")):
-            continue
-        if prev in _LEVEL_CHARS and s >= 3:
-            # a higher-level place right before (杭州市|西湖区, 浙江省|龙泉市) vouches for this one
-            if _place_before(text, s - 1):
-                return name
-            continue
-        if prev and _is_cjk(prev) and prev not in _FUNCTION_CHARS:
-            continue
-        strong = not prev or prev in "\n《“「(（【" or text.startswith("中共", s - 2)
-        if strong or _count_place(text, name + text[i]) >= 2:
-            return name
-    return ""
-
-
-def _count_place(text: str, name_level: str) -> int:
-    return text.count(name_level)
-
-
-def _place_with_parents(text: str, i: int) -> str:
-    """Place name (with any directly preceding higher-level places) ending before level-word position ``i``."""
-    r = _rules()
-    name = _place_before(text, i)
-    if not name:
-        return ""
-    start = i - len(name)
-    parts = [name]
-    while True:
-        found = False
-        for lv in r.levels:
-            j = start - len(lv)
-            if j > 0 and text.startswith(lv, j):
-                parent = _place_before(text, j)
-                if parent:
-                    parts.insert(0, parent + lv)
-                    start = j - len(parent)
-                    found = True
-                break
-        if not found:
-            break
-    return "".join(parts)
-
-
-def _mentions(text: str) -> list[Mention]:
-    r = _rules()
-    out = []
-    for m in r.bureau_re.finditer(text):
-        level, core = m.group("level"), r.short[m.group("core")]
-        place = _place_with_parents(text, m.start())
-        out.append(Mention(place=place + level if place else "", level=level, core=core, start=m.start()))
-    return out
-
-
-def _strip_province(place: str, level: str) -> str:
-    r = _rules()
-    if level in r.province_levels:
-        return place
-    for pl in r.province_levels:
-        k = place.find(pl)
-        if k > 0 and k + len(pl) < len(place):
-            return place[k + len(pl):]
-    return place
-
-
-def _place_counts(text: str, level: str) -> Counter[str]:
-    """How often each place name of ``level`` is written (常州市 in 常州市2024年..., 我市 ignored)."""
-    counts: Counter[str] = Counter()
-    for m in re.finditer(re.escape(level), text):
-        name = _place_before(text, m.start())
-        if name:
-            counts[name + level] += 1
-    return counts
-
-
-# ---------------------------------------------------------------------------------------------- lines
-
-
-def _lines(text: str) -> list[tuple[int, str]]:
+def _lines(text: str) -> list[_Line]:
     out, pos = [], 0
     for line in text.split("\n"):
-        if line.strip():
-            out.append((pos, line.strip()))
+        s = line.strip()
+        if s:
+            out.append(_Line(pos, s, pos + line.index(s)))
         pos += len(line) + 1
     return out
 
 
-def find_title(text: str) -> str | None:
-    """The report's own title: an early line without sentence punctuation ending like a report title."""
+# ------------------------------------------------------------------------------------------------------- votes
+
+
+@dataclass
+class _Vote:
+    value: object
+    weight: float
+    cue: str
+    start: int
+    end: int
+
+
+class _Ballot:
+    """Weighted votes per key; the winner keeps its strongest cue as evidence."""
+
+    def __init__(self) -> None:
+        self.votes: dict[object, list[_Vote]] = defaultdict(list)
+
+    def add(self, key: object, value: object, weight: float, cue: str, start: int, end: int) -> None:
+        if weight > 0:
+            self.votes[key].append(_Vote(value, weight, cue, start, end))
+
+    def total(self, key: object) -> float:
+        return sum(v.weight for v in self.votes.get(key, ()))
+
+    def winner(self) -> tuple[object, _Vote, float] | None:
+        """(key, strongest vote of the winning key, confidence); None without votes; ties go to the earliest."""
+        if not self.votes:
+            return None
+        totals = {k: self.total(k) for k in self.votes}
+        key = max(totals, key=lambda k: (totals[k], -min(v.start for v in self.votes[k])))
+        best = max(self.votes[key], key=lambda v: (v.weight, -v.start))
+        return key, best, round(totals[key] / sum(totals.values()), 3)
+
+
+def _evidence(field: str, value: str | int, vote: _Vote, confidence: float, text: str) -> MetaEvidence:
+    return MetaEvidence(field, value, text[vote.start:vote.end], vote.start, vote.end, vote.cue, confidence)
+
+
+# ------------------------------------------------------------------------------------------------------- title
+
+
+def _title_line(lines: Sequence[_Line]) -> _Line | None:
     r = _rules()
-    for _pos, line in _lines(text)[:12]:
-        if len(line) > r.title_max or len(line) < 6 or re.search(r"[，,。；;>]|来源|日期|时间|浏览|位置", line):
+    for ln in lines[: r.title_search_lines]:
+        line = ln.text
+        if len(line) > r.title_max_chars or len(line) < 6 or re.search(r"[，,。；;>]|来源|日期|时间|浏览|位置", line):
             continue
         core = re.sub(r"[（(][^（()）]*[)）]$", "", line)
-        has_year = re.search(r"(\d{4}|[〇零一二三四五六七八九]{4})年|报告|总结", line)
+        has_year = re.search(r"(\d{4}|[〇零一二三四五六七八九]{4})年|报告|总结|公报", line)
         if any(core.endswith(e) for e in r.title_endings) and has_year:
-            return line
+            return ln
     return None
 
 
-_DATE = r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})"
-_CN_DATE = "([〇零一二三四五六七八九]{4})年([一二三四五六七八九十]{1,3})月([一二三四五六七八九十]{1,3})日"
+def find_title(text: str) -> str | None:
+    """The report's own title: an early line without sentence punctuation ending like a report title."""
+    ln = _title_line(_lines(text))
+    return ln.text if ln else None
+
+
+# ------------------------------------------------------------------------------------------------------- dates
 
 
 def _valid(y: int, m: int, d: int) -> str | None:
@@ -228,38 +190,56 @@ def _cn_date(s: str) -> str | None:
     return _valid(y, mo, d) if None not in (y, mo, d) else None  # type: ignore[arg-type]
 
 
-def find_published(text: str) -> str | None:
-    """Publication date from a labelled date line, else from a dated signature at the end; YYYY-MM-DD."""
+def _is_clock(line: str) -> bool:
+    return any(re.search(p, line) for p in _rules().clock_lines)
+
+
+def _published_votes(text: str, lines: Sequence[_Line], ballot: _Ballot) -> None:
+    """Labelled date lines (most trusted first), a dated index block near the top, a dated signature at the end."""
     r = _rules()
-    lines = _lines(text)
-    edge = {pos for pos, _ in lines[:15] + lines[-12:]}
-    for label in r.published_labels:
+    edge = {ln.start for ln in list(lines[:15]) + list(lines[-12:])}
+    for rank, label in enumerate(r.published_labels):
         generic = len(label) <= 2
         for m in re.finditer(re.escape(label) + r"\s*[:：]\s*" + _DATE, text):
             line_start = text.rfind("\n", 0, m.start()) + 1
-            if generic and not any(p == line_start or abs(p - line_start) < 2 for p in edge):
+            line = text[line_start:text.find("\n", m.end()) if "\n" in text[m.end():] else len(text)]
+            if (generic and line_start not in edge) or _is_clock(line):
                 continue
-            if label == "时间" and text[m.start() - 2:m.start()] in ("更新", "发布"):
+            if label == "时间" and text[m.start() - 2:m.start()] in ("更新", "发布", "发表"):
                 continue
             v = _valid(*(int(g) for g in m.groups()[-3:]))
             if v:
-                return v
-    for _pos, line in reversed(lines[-8:]):
-        s = re.sub(r"\s", "", line)
-        if len(s) > 40:
-            continue
-        # a date line, or a date ending a short signature line (江阴市科技局 2019年1月8日)
-        m = (re.search(r"(?<!\d)(\d{4})年(\d{1,2})月(\d{1,2})日?$", s)
-             or re.fullmatch(r"(\d{4})年(\d{2})(\d{2})", s))
-        if m:
+                ballot.add(v, v, 20 - rank, "label", m.start(), m.end())
+                return
+    bullets = tuple(r.index_bullets)
+    for ln in lines[:12]:
+        if ln.text.startswith(bullets) and (m := re.fullmatch(r"[•·●▪]\s*" + _DATE, ln.text)):
             v = _valid(*(int(g) for g in m.groups()))
             if v:
-                return v
-        m = re.search(r"[〇零一二三四五六七八九]{4}年[一二三四五六七八九十]{1,3}月[一二三四五六七八九十]{1,3}日$", s)
-        v = _cn_date(m.group(0)) if m else None
+                ballot.add(v, v, 5, "index_block", ln.offset, ln.offset + len(ln.text))
+                return
+    for ln in reversed(lines[-8:]):
+        s = re.sub(r"\s", "", ln.text)
+        if len(s) > 40:
+            continue
+        m = (re.search(r"(?<!\d)(\d{4})年(\d{1,2})月(\d{1,2})日?$", s) or re.fullmatch(r"(\d{4})年(\d{2})(\d{2})", s))
+        v = _valid(*(int(g) for g in m.groups())) if m else None
+        if v is None and (cm := re.search(_CN_DATE + "$", s)):
+            v = _cn_date(cm.group(0))
         if v:
-            return v
-    return None
+            ballot.add(v, v, 4, "signature", ln.offset, ln.offset + len(ln.text))
+            return
+
+
+def find_published(text: str) -> str | None:
+    """Publication date from a labelled date line, an index block, or a dated signature at the end; YYYY-MM-DD."""
+    ballot = _Ballot()
+    _published_votes(text, _lines(text), ballot)
+    w = ballot.winner()
+    return str(w[0]) if w else None
+
+
+# ------------------------------------------------------------------------------------------------------- years
 
 
 def _year_of(s: str) -> int | None:
@@ -273,123 +253,311 @@ def _year_of(s: str) -> int | None:
     return None
 
 
+def _body_lines(lines: Sequence[_Line], skip: int) -> list[_Line]:
+    """Lines of running text: long, with clause punctuation, not a navigation trail."""
+    seps = tuple(_rules().breadcrumb_separators)
+    return [ln for ln in lines[skip:] if len(ln.text) > 30 and re.search("[，,。；;]", ln.text)
+            and not any(s in ln.text for s in seps)]
+
+
+def _year_votes(text: str, lines: Sequence[_Line], title: _Line | None, genre: Genre, delivered: int | None,
+                published: str | None, ballot: _Ballot) -> None:
+    r, w = _rules(), _rules().weights
+    offset = -1 if genre.title_year == "delivered" else 0
+    if title and (y := _year_of(re.sub(r"《[^》]*》", "", title.text))):
+        ballot.add(y + offset, y + offset, w.title, "title", title.offset, title.offset + len(title.text))
+    if delivered is not None and genre.title_year == "delivered":
+        m = re.search(_rules().session, text)
+        if m:
+            ballot.add(delivered - 1, delivered - 1, w.session, "session", m.start(), m.end())
+    for ln in lines:
+        line = _LIST_MARK.sub("", ln.text) if len(ln.text) < 40 else ""
+        for p in r.review_headings:
+            if line and (m := re.match(p, line)):
+                y = int(m.group("year"))
+                ballot.add(y, y, w.review_heading, "review_heading", ln.offset, ln.offset + len(ln.text))
+        for p in r.plan_headings:
+            if len(ln.text) < 40 and (m := re.match(p, ln.text)):
+                y = int(m.group("year")) - 1
+                ballot.add(y, y, w.plan_heading, "plan_heading", ln.offset, ln.offset + len(ln.text))
+    past = re.compile("|".join(map(re.escape, r.review_past_year)))
+    for ln in _body_lines(lines, 0)[:3]:
+        opening = re.sub(r"《[^》]*》|[（(][^（）()]*[)）]", lambda m: " " * len(m.group(0)), ln.text)[:160]
+        if m := re.match(r.opening_year, opening):
+            y = int(m.group("year"))
+            ballot.add(y, y, w.opening_year, "opening_year", ln.offset + m.start("year"), ln.offset + m.end("year") + 1)
+            break
+        heading = next((h.text for h in reversed(lines) if h.offset < ln.offset and len(h.text) < 40), "")
+        if (past.search(opening) or past.search(heading)) and (m := re.match(r"((?:19|20)\d{2})年是", ln.text)):
+            y = int(m.group(1))
+            ballot.add(y, y, w.opening_year, "opening_year", ln.offset + m.start(), ln.offset + m.end())
+            break
+    for m in re.finditer(r.report_year_phrase, text[:3000]):
+        y = int(m.group("year"))
+        ballot.add(y, y, w.report_year_phrase, "report_year_phrase", m.start(), m.end())
+    if not ballot.votes and published and any(c in text for c in r.review_past_year):
+        y = int(published[:4]) - 1
+        i = min(text.find(c) for c in r.review_past_year if c in text)
+        ballot.add(y, y, w.published_minus_one, "published_minus_one", i, i + 2)
+
+
 def find_year(text: str, title: str | None, published: str | None) -> int | None:
-    """The year reported on: title, else the opening of the body, else a next-year plan heading minus one,
-    else the publication year minus one when the report reviews "过去一年"."""
-    r = _rules()
-    if title:
-        y = _year_of(re.sub(r"《[^》]*》", "", title))
-        if y:
-            return y
-    body = [line for _p, line in _lines(text) if len(line) > 40]
-    if body:
-        opening = re.sub(r"《[^》]*》|[（(][^（）()]*[)）]", "", body[0])[:120]
-        m = re.search(r"(?<![\d\-—~])((?:19|20)\d{2})(?:年度|年以来|以来|年[，,、]|年是|年我|年，)", opening)
-        if m:
-            return int(m.group(1))
-    cues = "|".join(map(re.escape, r.next_year_cues))
-    for _p, line in _lines(text):
-        m = re.match(r"^[一二三四五六七八九十、.．()（）\d]*\s*((?:19|20)\d{2})年[^。，,]{0,20}?(?:" + cues + ")", line)
-        if m and len(line) < 40:
-            return int(m.group(1)) - 1
-    if published and any(c in text for c in r.review_last_year):
-        return int(published[:4]) - 1
-    return None
-
-
-# ---------------------------------------------------------------------------------------------- issuer
-
-
-def _issuer_mention(text: str, title: str | None) -> Mention | None:
-    """The mention that names the issuing body: title, 来源 line, signature, else the most frequent."""
+    """The year reported on (see :func:`extract_meta`)."""
     lines = _lines(text)
+    title_line = next((ln for ln in lines if ln.text == title), None) if title else None
+    ballot = _Ballot()
+    _year_votes(text, lines, title_line, detect_genre(title, text), None, published, ballot)
+    w = ballot.winner()
+    return int(w[0]) if w else None  # type: ignore[call-overload]
+
+
+# ------------------------------------------------------------------------------------------------------- issuer
+
+
+def _in_span(b: BodyMention, s: int, e: int) -> bool:
+    return s <= b.start < e
+
+
+def _place_key(b: BodyMention) -> object:
+    if b.national:
+        return ("national", b.organ)
+    if b.place is not None or b.zone is not None:
+        return ("named", b.organ, b.place.code if b.place else None, b.zone)
+    return ("level", b.organ, b.level)
+
+
+def _superior(text: str, b: BodyMention) -> bool:
+    """A body the report answers to, not its issuer: the addressee line (县政府：), a body under whose leadership
+    or arrangement the work was done (在县委、县政府的坚强领导下; 党中央、国务院决策部署)."""
+    r = _rules()
+    line_start = text.rfind("\n", 0, b.start) + 1
+    line_end = text.find("\n", b.end)
+    line = text[line_start:line_end if line_end >= 0 else len(text)].strip()
+    if re.fullmatch(r"[^，,。]{2,30}[:：]", line) and b.start - line_start <= 2:
+        return True
+    before, after = text[max(0, b.start - 12):b.start], text[b.end:b.end + 12]
+    return bool(re.search(r.superior_before + "$", before) or re.match(r.superior_after, after))
+
+
+def _government(b: BodyMention) -> bool:
+    return b.organ in body_rules().file.government_organs
+
+
+def _bare_place_votes(text: str, spans: Sequence[tuple[str, int, int, float]], g: Gazetteer,
+                      ctx: Counter[str]) -> list[tuple[BodyMention, float, str]]:
+    """A place written as the subject of the title or the opening, not followed by an organ (2020年静海区法治政府
+    建设情况报告; 2020年，静海区坚持…): the report of that place's government."""
+    out = []
+    gov = body_rules().file.government_organs[0]
+    for cue, s, e, weight in spans:
+        for chain in _chains_in(text, s, e, g):
+            after = text[chain[-1].end:chain[-1].end + 2]
+            if body_rules().organ_at(text, chain[-1].end) or after[:1] in ("市", "区", "县", "省"):
+                continue
+            place = resolve_chain(g, chain, ctx)
+            if place is not None and place.level >= PREFECTURE:
+                out.append((BodyMention(chain[0].start, chain[-1].end, gov, place, tuple(chain)), weight, cue))
+                break
+    return out
+
+
+def _chains_in(text: str, s: int, e: int, g: Gazetteer) -> list[list[PlaceMention]]:
+    """Chains of full place names written in ``text[s:e]`` (offsets in ``text``)."""
+    chains: list[list[PlaceMention]] = []
+    for m in g.find(text[s:e]):
+        m2 = replace(m, start=m.start + s, end=m.end + s)
+        if chains and chains[-1][-1].end == m2.start:
+            chains[-1].append(m2)
+        else:
+            chains.append([m2])
+    return chains
+
+
+def _issuer_votes(text: str, lines: Sequence[_Line], title: _Line | None, bodies: Sequence[BodyMention],
+                  g: Gazetteer, ctx: Counter[str]) -> tuple[_Ballot, dict[object, BodyMention]]:
+    r, w = _rules(), _rules().weights
+    ballot = _Ballot()
+    rep: dict[object, BodyMention] = {}
+
+    def vote(b: BodyMention, weight: float, cue: str) -> None:
+        key = _place_key(b)
+        rep.setdefault(key, b)
+        ballot.add(key, b, weight, cue, b.start, b.end)
+
+    def in_line(ln: _Line) -> list[BodyMention]:
+        return [b for b in bodies if _in_span(b, ln.offset, ln.offset + len(ln.text))]
+
+    bodies = [b for b in bodies if not _superior(text, b)]
+
+    subject_spans: list[tuple[str, int, int, float]] = []
     if title:
-        ms = _mentions(title)
-        if ms:
-            return ms[0]
-    for _p, line in lines[:15]:
-        m = re.search(r"(?:信息来源|来源|发布机构|发文机关|发布单位)\s*[:：]\s*(\S+)", line)
-        if m:
-            ms = _mentions(m.group(1))
-            if ms:
-                return ms[0]
-    for _p, line in reversed(lines[-8:]):
-        sig = _signature_name(line)
-        ms = _mentions(sig)
-        if ms and len(sig) <= 30 and ms[0].start <= len(ms[0].place) + 1 and sig.endswith(_short_end(sig)):
-            return ms[0]
-    # no title, source line or signature: a body the report names far more often than any other
-    ms = [m for m in _mentions(text) if m.core not in _rules().not_issuers]
-    counts = Counter((m.level, m.core) for m in ms).most_common(2)
-    if not counts or counts[0][1] < 3 or (len(counts) > 1 and counts[0][1] < 2 * counts[1][1]):
-        return None
-    level, core = counts[0][0]
-    same = [m for m in ms if (m.level, m.core) == (level, core)]
-    return next((m for m in same if not m.place), same[0])
+        for b in in_line(title):
+            vote(b, w.title, "title")
+        subject_spans.append(("title", title.offset, title.offset + len(title.text), w.title))
+    for m in re.finditer(r.delegate, text[:3000]):
+        for b in bodies:
+            if _in_span(b, m.start("body"), m.end("body")):
+                vote(b, w.delegate, "delegate")
+                break
+    if m := re.search(r.session, text[:3000]):
+        subject_spans.append(("session", m.start("place"), m.end("place"), w.session))
+    labels = "|".join(map(re.escape, r.source_labels))
+    seps = tuple(r.breadcrumb_separators)
+    for ln in lines[:15]:
+        if m := re.search(f"(?:{labels})\\s*[:：]\\s*(\\S+)", ln.text):
+            value = m.group(1)
+            if not any(value.startswith(x) for x in r.source_not_bodies):
+                for b in in_line(ln):
+                    vote(b, w.source if b.named else w.source / 2, "source")
+        if ln.text.startswith(tuple(r.index_bullets)):
+            for b in in_line(ln):
+                vote(b, w.index_block, "index_block")
+        if any(s in ln.text for s in seps):
+            for b in in_line(ln):
+                vote(b, w.breadcrumb, "breadcrumb")
+        if re.search(r.site_banner, ln.text):
+            for b in in_line(ln):
+                vote(b, w.banner, "banner")
+    body = _body_lines(lines, 0)
+    if body:
+        first = body[0]
+        end = first.offset + min(len(first.text), 120)
+        for b in [b for b in bodies if first.offset <= b.start < end][:2]:
+            vote(b, w.opening, "opening")
+        subject_spans.append(("opening", first.offset, first.offset + 40, w.opening))
+    last_body = max((i for i, ln in enumerate(lines) if len(ln.text) > 40), default=-1)
+    for ln in reversed(lines[last_body + 1:][-4:]):
+        sig = re.sub(r"(\d{4}年\d{1,2}月\d{1,2}日?|" + _CN_DATE + r")\s*$", "", ln.text).strip()
+        found = in_line(ln)
+        if found and len(sig) <= 30 and found[0].start <= ln.offset + 3 and found[-1].end >= ln.offset + len(sig) - 3:
+            vote(found[0], w.signature, "signature")
+            break
+    counts: Counter[object] = Counter()
+    for b in bodies:
+        key = _place_key(b)
+        if not _government(b) and counts[key] < w.mention_cap / w.mention:
+            counts[key] += 1
+            vote(b, w.mention, "mention")
+    for b, weight, cue in _bare_place_votes(text, subject_spans, g, ctx):
+        if not any(_place_key(x) == _place_key(b) for x in rep.values()) or cue != "opening":
+            vote(b, weight, cue)
+    refs = body_rules().file.self_references
+    kinds = Counter(k for m in body_rules().self_re.finditer(text) if (k := refs[m.group(0)]))
+    for key, b in rep.items():
+        for kind, n in kinds.items():
+            if b.organ.endswith(kind):
+                ballot.add(key, b, min(n, 3) * w.self_reference, "self_reference", b.start, b.end)
+    return ballot, rep
 
 
-def _signature_name(line: str) -> str:
-    """A signature line reduced to the body's name: ``中共江阴市科技局党组 2019年1月8日`` -> ``江阴市科技局``."""
-    s = re.sub(r"\s", "", line)
-    s = re.sub(r"(\d{4}年\d{1,2}月\d{1,2}日?|" + _CN_DATE + ")$", "", s)
-    s = re.sub(r"^中共", "", s)
-    return re.sub(r"(党组|党委|[（(]盖章[)）])$", "", s)
+def _merge_levels(ballot: _Ballot, rep: dict[object, BodyMention], g: Gazetteer) -> None:
+    """A body written with a level word only (市科技局) is the same body as one of that organ named with a place of
+    that level (六盘水市科学技术局): its votes join the named one's."""
+    for key in [k for k in ballot.votes if isinstance(k, tuple) and k[0] == "level"]:
+        _, organ, level = key
+        named = [k for k in ballot.votes if isinstance(k, tuple) and k[0] == "named" and k[1] == organ
+                 and _fits_level(rep[k], level, g)]
+        if len(named) == 1 or (named and len({rep[k].place.code if rep[k].place else rep[k].zone for k in named}) == 1):
+            ballot.votes[named[0]].extend(ballot.votes.pop(key))
 
 
-def _short_end(s: str) -> str:
-    """The bureau word a signature line ends with (so a signature is a line that is only a body's name)."""
-    r = _rules()
-    for k in sorted(r.short, key=len, reverse=True):
-        if s.endswith(k):
-            return k
-    return "\0"
+def _fits_level(b: BodyMention, level: str | None, g: Gazetteer) -> bool:
+    if level is None:
+        return True
+    if b.place is None:
+        return level in ("区", "市")  # a zone is written like a district or a city
+    return _KIND_WORD.get(b.place.kind) == level or (level == "市" and b.place.kind == "直辖市")
 
 
-def _resolve_place(text: str, mention: Mention) -> str:
-    if mention.place:
-        return mention.place
-    same = Counter(m.place for m in _mentions(text)
-                   if m.place and m.level == mention.level and m.core == mention.core)
-    if same:
-        return same.most_common(1)[0][0]
-    counts = _place_counts(text, mention.level)
-    if counts:
-        name, n = counts.most_common(1)[0]
-        if n >= 2:
-            return name
-    return ""
-
-
-def _parent_city(text: str, place: str, mention: Mention) -> str:
-    """For a district/county body named without its city (江海区), the city whose same kind of body or
-    government the report names at least twice (江门市科技局…, 江门市人民政府…); "" when none qualifies."""
-    r = _rules()
-    if mention.level not in r.child_levels or _rules().level_re.search(place[:-1]):
-        return ""
-    counts = Counter(m.place for m in _mentions(text)
-                     if m.place and m.level in r.parent_levels and m.core in (mention.core, "人民政府"))
+def _place_for_level(level: str | None, g: Gazetteer, text: str, ctx: Counter[str]) -> tuple[Place, int, int] | None:
+    """The place of ``level`` the report names most (at least twice, twice as often as the next), with one of its
+    mentions: the place a body written as ``市科技局`` belongs to."""
+    mentions = g.find(text, short_before=re.compile(""))
+    counts: Counter[str] = Counter()
+    first: dict[str, tuple[int, int]] = {}
+    for m in mentions:
+        p = g.resolve(m, ctx)
+        if p is None or (level is not None and _KIND_WORD.get(p.kind) != level
+                         and not (level == "市" and p.kind == "直辖市")):
+            continue
+        counts[p.code] += 1
+        first.setdefault(p.code, (m.start, m.end))
     if not counts:
-        return ""
-    (city, n), *rest = counts.most_common(2)
-    if n < 2 or (rest and rest[0][1] == n):
-        return ""
-    return city
+        return None
+    (code, n), *rest = counts.most_common(2)
+    if n < 2 or (rest and n < 2 * rest[0][1]):
+        return None
+    return g.by_code[code], *first[code]
+
+
+def _zone_city(g: Gazetteer, text: str, ctx: Counter[str]) -> Place | None:
+    """The city a functional zone named without it belongs to: the prefecture the report names most."""
+    found = _place_for_level("市", g, text, ctx)
+    return found[0] if found and found[0].level == PREFECTURE else None
+
+
+def _enough(ballot: _Ballot, key: object) -> bool:
+    """A body is the issuer only on a positional cue (title, source line, signature …) or when the report names it
+    again and again: a passing mention is not evidence of authorship."""
+    votes = ballot.votes[key]
+    w = _rules().weights
+    return any(v.cue not in ("mention", "self_reference") for v in votes) or \
+        sum(v.weight for v in votes if v.cue == "mention") >= w.mention_cap
 
 
 def extract_meta(text: str, source: str | None = None) -> Meta:
-    """Metadata of a report from its cleaned text. ``source`` is accepted for interface symmetry and ignored:
-    file names are not evidence."""
+    """Metadata of a report from its cleaned text, every field with its evidence. ``source`` is accepted for
+    interface symmetry and ignored: file names are not evidence."""
     del source
-    title = find_title(text)
-    published = find_published(text)
-    year = find_year(text, title, published)
+    g = gazetteer()
+    lines = _lines(text)
+    title_line = _title_line(lines)
+    title = title_line.text if title_line else None
+    genre = detect_genre(title, text)
+    evidence: list[MetaEvidence] = []
+
+    pub_ballot = _Ballot()
+    _published_votes(text, lines, pub_ballot)
+    session = re.search(_rules().session, text[:3000])
+    delivered_date = None
+    if session and session.group("date"):
+        delivered_date = _valid(*(int(x) for x in re.findall(r"\d+", session.group("date"))[:3]))
+        if delivered_date and not pub_ballot.votes:
+            pub_ballot.add(delivered_date, delivered_date, 3, "session", session.start("date"), session.end("date"))
+    published = None
+    if (won := pub_ballot.winner()) is not None:
+        published = str(won[0])
+        evidence.append(_evidence("published", published, won[1], won[2], text))
+
+    delivered = int(delivered_date[:4]) if delivered_date else None
+    year_ballot = _Ballot()
+    _year_votes(text, lines, title_line, genre, delivered, published, year_ballot)
+    year = None
+    if (won := year_ballot.winner()) is not None:
+        year = int(won[0])  # type: ignore[call-overload]
+        evidence.append(_evidence("year", year, won[1], won[2], text))
+
+    places = g.find(text, short_before=body_rules().after_short_place)
+    ctx = g.context(places)
+    bodies = find_bodies(text, ctx)
+    ballot, rep = _issuer_votes(text, lines, title_line, bodies, g, ctx)
+    _merge_levels(ballot, rep, g)
     issuer = region = None
-    mention = _issuer_mention(text, title)
-    if mention is not None:
-        place = _resolve_place(text, mention)
-        if place:
-            place = _strip_province(place, mention.level)
-            place = _parent_city(text, place, mention) + place
-            region = place
-            issuer = place + mention.core
-    return Meta(issuer=issuer, region=region, year=year, published=published, title=title)
+    if (won := ballot.winner()) is not None and _enough(ballot, won[0]):
+        key, vote, confidence = won
+        b = rep[key]
+        place: Place | None = None
+        if not b.named and b.zone is None:
+            found = _place_for_level(b.level, g, text, ctx)
+            place = found[0] if found else None
+        elif b.zone is not None and b.place is None:
+            place = _zone_city(g, text, ctx)
+        issuer, region = body_name(b, place), body_region(b, place)
+        if issuer:
+            evidence.append(_evidence("issuer", issuer, vote, confidence, text))
+            evidence.append(_evidence("region", region or "", vote, confidence, text))
+    if title_line:
+        evidence.append(MetaEvidence("title", title, title, title_line.offset, title_line.offset + len(title), "title",
+                                     1.0))
+    return Meta(issuer=issuer, region=region, year=year, published=published, title=title, genre=genre.name,
+                evidence=tuple(evidence))

@@ -50,8 +50,7 @@ class DocRecord:
 
 
 def _meta_from_json(s: str) -> Meta:
-    d = json.loads(s)
-    return Meta(**{k: d.get(k) for k in ("issuer", "region", "year", "published", "title")})
+    return Meta.from_json(json.loads(s))
 
 
 def slugify(stem: str) -> str:
@@ -142,7 +141,7 @@ class DocStore:
             self.db.execute(
                 "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (doc_id, source, sha256, fingerprint, "pending", text, original,
-                 json.dumps(meta.to_dict(), ensure_ascii=False), encoding, fmt, len(chunks)),
+                 json.dumps(meta.to_json(), ensure_ascii=False), encoding, fmt, len(chunks)),
             )
             self.db.executemany(
                 'INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)',

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragreports.data import load_rules
-from ragreports.extract.metadata import bureau_short_forms
+from ragreports.extract.bodies import body_rules
 from ragreports.text.normalize import to_simplified
 from ragreports.types import Meta
 
@@ -93,7 +93,7 @@ class _Rules:
 def rules() -> _Rules:
     """The question rules from the data files (loaded once, on first use)."""
     r = load_rules("query_rules", QueryRulesFile)
-    shorts = bureau_short_forms()
+    shorts = dict(body_rules().organs)
     full_to_short: dict[str, list[str]] = {}
     for short, full in shorts.items():
         if short != full:

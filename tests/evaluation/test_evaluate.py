@@ -105,7 +105,25 @@ ANSWERS = {
     "全年共办理行政许可事项多少件？": ("全年共办理行政许可事项十九件。", "許可", "b", ["許可", "學", "下一步", "2021", "報告"]),
     "受理群众投诉几次？": ("受理群众投诉18次。", "投訴", "b", ["投訴", "學", "下一步", "2021", "報告"]),
 }
-TEXTS = {"a": TEXT_A, "b": TEXT_B}
+TEXT_C = ("某区2023年政府工作报告\n"
+          "全年地区生产总值增长6.3%，新增就业岗位1.2万个。\n"
+          "明年预期目标：地区生产总值增长6%左右。\n")
+GOLD_C = """\
+report: c.txt
+meta: {issuer: null, region: null, year: 2023, published: null}
+questions:
+  - {question: 某区2023年地区生产总值增长多少？, answer: 6.3%, quote: 全年地区生产总值增长6.3%}
+  - {question: 某区2023年招商引资多少亿元？, answer: null, quote: null}
+  - {question: 某区2023年新建学校多少所？, answer: null, quote: null}
+"""
+ANSWERS.update({
+    "某区2023年地区生产总值增长多少？": ("6.3%。全年地区生产总值增长6.3%", "6.3%", "c", ["增长6.3%", "预期目标"]),
+    "某区2023年招商引资多少亿元？": (None, None, "c", ["增长6.3%", "预期目标"]),  # refused: right
+    "某区2023年新建学校多少所？": ("1.2万个。新增就业岗位1.2万个", "1.2万个", "c", ["增长6.3%"]),  # answered: wrong
+})
+TEXTS = {"a": TEXT_A, "b": TEXT_B, "c": TEXT_C}
+PRED["c"] = {"meta": Meta(year=2023), "facts": [(6.3, "%", "增长6.3%"), (1.2e4, "个", "新增就业岗位1.2万个")],
+             "summary": {}, "key_figures": []}
 
 
 class FakeBrief(BaseModel):
@@ -197,6 +215,8 @@ class FakeWorkspace:
     def ask(self, question, k=5, engine="extractive", **kw):
         self.asks += 1
         answer, cite, doc, ranked = ANSWERS[question]
+        if answer is None:
+            return Answer(question, "报告中未找到相关信息。", True, ()), [self._line(doc, n) for n in ranked]
         if self.flaky and question == "受理群众投诉几次？" and self.asks % 2 == 0:
             answer = "受理群众投诉8次。"
         line = self._line(doc, cite)
@@ -230,6 +250,14 @@ def run(suite, settings, **kw):
     return run_eval(suite, settings, workspace_factory=factory, **kw)
 
 
+@pytest.fixture
+def suite3(suite) -> Path:
+    """The mini suite plus a report whose facts are not annotated and which has unanswerable questions."""
+    (suite / "reports" / "c.txt").write_text(TEXT_C, encoding="utf-8")
+    (suite / "gold" / "c.yaml").write_text(GOLD_C, encoding="utf-8")
+    return suite
+
+
 EXPECTED = {
     "facts": {"precision": round(4 / 7, 4), "recall": 0.8, "f1": round(2 * (4 / 7) * 0.8 / (4 / 7 + 0.8), 4),
               "gold": 5, "predicted": 7, "matched": 4},
@@ -243,6 +271,36 @@ EXPECTED = {
 
 def _subset(d: dict, shape: dict) -> dict:
     return {k: _subset(d[k], v) if isinstance(v, dict) else d[k] for k, v in shape.items()}
+
+
+def test_unannotated_facts_and_unanswerable_questions(suite3, settings):
+    out = eval_report.render_json(run(suite3, settings))
+    # c.txt has facts: null -> its two predicted facts are neither counted nor spurious
+    assert _subset(out, {"facts": EXPECTED["facts"]}) == {"facts": EXPECTED["facts"]}
+    assert out["facts"]["reports"] == 2
+    c = out["per_report"][2]
+    assert c["facts"] == {"annotated": False, "predicted": 2} and c["misses"]["spurious_facts"] == []
+    # 8 questions: a 2/3 and b 1/2 right as before; c: answerable right, unanswerable refused right, answered wrong
+    qa = out["qa"]
+    assert (qa["questions"], qa["correct"], qa["refused"], qa["unanswerable"]) == (8, 5, 1, 2)
+    assert qa["accuracy"] == round(5 / 8, 4)
+    assert qa["refusal_precision"] == 1.0 and qa["refusal_recall"] == 0.5
+    # retrieval counts only the six answerable questions (c's answerable one is a hit at 1)
+    assert out["retrieval"] == {"recall_at_1": round(4 / 6, 4), "recall_at_5": round(5 / 6, 4)}
+    wrong = c["misses"]["wrong_answers"]
+    assert [w["question"] for w in wrong] == ["某区2023年新建学校多少所？"]
+    assert "only a refusal is correct" in wrong[0]["reason"] and wrong[0]["expected"] is None
+    assert c["misses"]["retrieval_misses"] == []
+
+
+def test_refusing_everything_scores_low_refusal_precision(suite3, settings):
+    class Refuser(FakeWorkspace):
+        def ask(self, question, k=5, engine="extractive", **kw):
+            return Answer(question, "报告中未找到相关信息。", True, ()), []
+
+    qa = eval_report.render_json(run(suite3, settings, factory=Refuser))["qa"]
+    assert qa["refused"] == 8 and qa["refusal_recall"] == 1.0 and qa["refusal_precision"] == round(2 / 8, 4)
+    assert qa["accuracy"] == round(2 / 8, 4)
 
 
 def test_scores_of_hand_made_predictions(suite, settings):
@@ -341,9 +399,18 @@ def test_rescorer_is_independent_of_ragreports():
 
 
 SHAPE = {"facts": {"precision": 0, "recall": 0, "f1": 0, "gold": 0, "predicted": 0, "matched": 0},
-         "meta": {"accuracy": 0, "fields": 0}, "qa": {"accuracy": 0, "questions": 0, "refused": 0},
+         "meta": {"accuracy": 0, "fields": 0},
+         "qa": {"accuracy": 0, "questions": 0, "refused": 0, "refusal_precision": 0, "refusal_recall": 0},
          "retrieval": {"recall_at_1": 0, "recall_at_5": 0}, "grounding": {"verified": 0},
          "sections": {"coverage": 0}, "reports": 0, "suite": 0}
+
+
+def test_independent_rescorer_agrees_with_null_facts_and_unanswerables(suite3, settings):
+    r = run(suite3, settings)
+    theirs = _rescorer().rescore(suite3, json.loads(json.dumps(eval_report.dump_predictions(r))))
+    ours = eval_report.render_json(r)
+    assert ours["qa"]["unanswerable"] == 2  # the case this test is about
+    assert _subset(theirs, SHAPE) == _subset(ours, SHAPE)
 
 
 def test_independent_rescorer_agrees_on_hand_made_predictions(suite, settings, tmp_path):

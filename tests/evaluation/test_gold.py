@@ -72,6 +72,22 @@ def test_good_file_parses_dates_and_defaults(tmp_path):
     assert g.sections.points()[-1] == ("next_year", "高质量开展条例宣贯工作")
 
 
+def test_facts_null_or_missing_means_not_annotated_and_empty_list_means_none(tmp_path):
+    head = GOOD.split("facts:")[0]
+    rest = "questions:" + GOOD.split("questions:")[1]
+    root = make_suite(tmp_path / "s", {"a.yaml": head + "facts: null\n" + rest, "b.yaml": head.replace("a.txt", "b.txt")
+                                       + rest, "c.yaml": head.replace("a.txt", "c.txt") + "facts: []\n" + rest},
+                      reports=("a.txt", "b.txt", "c.txt"))
+    a, b, c = load_suite(root).gold
+    assert a.facts is None and b.facts is None and c.facts == []
+
+
+def test_unanswerable_question(tmp_path):
+    text = GOOD.replace("questions:\n", "questions:\n  - {question: 共招录了几名公务员？, answer: null, quote: null}\n")
+    q = load_suite(make_suite(tmp_path / "s", {"a.yaml": text})).gold[0].questions
+    assert [x.answerable for x in q] == [False, True] and q[0].quote is None
+
+
 def test_accepted_value_lists_and_nulls(tmp_path):
     text = GOOD.replace("issuer: 常州市科学技术局", "issuer: [中共常州市科学技术局党组, 常州市科学技术局]") \
                .replace("published: 2025-03-06", "published: null").replace("year: 2024", "year: [2024, '2023']")
@@ -103,6 +119,8 @@ def test_published_quoted_string_and_list_of_dates(tmp_path):
     ("  next_year:", "  next_years:", "sections.next_years", "unknown field"),
     ("    - 共组织集中学习5次\n  next_year", "    - ''\n  next_year", "sections.measures", "non-empty quote"),
     ("report: a.txt", "report: reports/a.txt", "report", "bare file name"),
+    ("    answer: 5次", "    answer: null", "questions[0]", "both null"),  # an unanswerable question has no quote
+    ("    quote: 共组织集中学习5次\nsections", "    quote: null\nsections", "questions[0]", "both null"),
     ("    approx: true", "    approx: maybe", "facts[1].approx", "bool"),
 ])
 def test_malformed_file_names_file_field_and_problem(tmp_path, old, new, where, problem):

@@ -29,8 +29,9 @@ BODY = "一、主要工作\n（一）加强组织领导。全年共组织集中�
         ("2024以来，市科技局认真落实《常州市2024年法治政府建设工作要点》。市科技局加强学习。市科技局扎实工作。\n"
          "与常州市公安局共同推进。依托江苏省市场监管信息平台。\n", "常州市科学技术局", "常州市"),
         # district level
+        # a district's city from the division table (江海区 lies in 江门市)
         ("区科技局2020年法治政府建设年度报告\n" + BODY + "完善《江海区科技局党组工作规则》。\n",
-         "江海区科学技术局", "江海区"),
+         "江门市江海区科学技术局", "江门市江海区"),
         # a district's city from the city bodies the report names (twice or more)
         ("区科技局2020年法治政府建设年度报告\n" + BODY + "完善《江海区科技局党组工作规则》。江门市科技局委托下放。"
          "根据《江门市人民政府关于印发目录的通知》。\n", "江门市江海区科学技术局", "江门市江海区"),
@@ -141,3 +142,81 @@ def test_dev_suite_meta_regression(name: str) -> None:
     # the spec accepts a name without its leading higher-level areas (江门市江海区 = 江海区)
     assert meta.region is not None and gold["region"].endswith(meta.region)
     assert meta.issuer is not None and gold["issuer"].endswith(meta.issuer)
+
+
+# -- cues of reports the rules were not written on (places and bodies of no suite) --------------------------------
+LONG = "全年共组织集中学习5次，开展法治宣传活动12场，发放宣传资料3000余份，各项工作取得新进展新成效。\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "issuer", "region", "year", "published"),
+    [
+        # the first sentence names the body by its city's short name
+        ("2022年以来，潍坊人力资源和社会保障局坚持以习近平法治思想为指导，全面贯彻落实中央、省、市关于法治政府建设"
+         "的决策部署。\n" + LONG, "潍坊市人力资源和社会保障局", "潍坊市", 2022, None),
+        # a breadcrumb names the body; a county-level city keeps its own name
+        ("> 政务公开 | > 部门 | > 温岭市科技局 | > 法治政府建设年度报告 |\n2023年，温岭市科学技术局坚持依法行政，"
+         "扎实推进法治政府建设工作，现将有关情况报告如下：\n" + LONG, "温岭市科学技术局", "温岭市", 2023, None),
+        # a 来源 line and a 发布时间 label
+        ("当前位置:\n汶上县科学技术局2024年度法治政府建设情况报告\n来源:汶上县科学技术局 发布时间:2025-01-16 16:25\n"
+         "2024年，在县委、县政府的正确领导下，县科技局多措并举，圆满完成了各项任务指标，现将情况报告如下：\n" + LONG,
+         "汶上县科学技术局", "汶上县", 2024, "2025-01-16"),
+        # an index block: issuer and dates as bullets
+        ("• MB0000000/2025-00001\n• 二七区科学技术局\n• 通知公告\n• 2025-03-05\n"
+         "郑州市二七区科学技术局2024年度法治政府建设工作报告\n2024年，郑州市二七区科学技术局深入学习贯彻习近平法治思想，"
+         "现将我局2024年度法治政府建设工作开展情况报告如下：\n" + LONG, "郑州市二七区科学技术局", "郑州市二七区", 2024,
+         "2025-03-05"),
+        # 市科技局 only; its documents carry the city's name; the superiors it answers to are not issuers
+        ("市科技局2022年度法治政府建设情况报告\n根据安排，现将市科技局2022年度法治政府建设情况报告如下。\n"
+         "在市委、市政府的坚强领导下，研究制定了《安顺市科学技术局法治宣传教育实施方案》，进一步明确法治宣传教育工作目标"
+         "和重点任务。\n" + LONG, "安顺市科学技术局", "安顺市", 2022, None),
+        # a district's own report: the place is the subject, the 来源 line names the office that posted it
+        ("您所在的位置:政务公开 > 工作报告\n2020年宁河区法治政府建设情况报告\n文章来源:司法局 更新时间:2021/03/29 11:30:01\n"
+         "2020年，宁河区坚持以习近平新时代中国特色社会主义思想为指导，深入学习贯彻党的十九大精神，依法全面履行政府职能。\n"
+         + LONG, "天津市宁河区人民政府", "天津市宁河区", 2020, "2021-03-29"),
+        # a dated signature at the end
+        ("2021年法治政府建设工作报告\n" + LONG + "中共台州市路桥区科学技术局党组\n2022年1月10日\n",
+         "台州市路桥区科学技术局", "台州市路桥区", 2021, "2022-01-10"),
+        # a work report: the speaker names the government; the session line dates the delivery (about the year before)
+        ("2024年嘉兴市政府工作报告\n——2024年1月5日在嘉兴市第九届人民代表大会第四次会议上\n各位代表：\n"
+         "现在，我代表市人民政府向大会报告工作，请予审议。\n一、2023年工作回顾\n" + LONG, "嘉兴市人民政府", "嘉兴市",
+         2023, "2024-01-05"),
+        # a work report without title or date: the speaker and the review heading
+        ("各位代表：\n现在，我代表南湖区人民政府向大会作工作报告，请予审议。\n一、过去一年工作回顾\n"
+         "2023年是全面贯彻党的二十大精神的开局之年，一年来，我们坚持以习近平新时代中国特色社会主义思想为指导。\n" + LONG,
+         "嘉兴市南湖区人民政府", "嘉兴市南湖区", 2023, None),
+        # a provincial work report names the province only as 省 and by its short name
+        ("各位代表：\n现在，我代表省人民政府，向大会报告工作，请予审议。\n一、2024年工作回顾\n"
+         "过去一年，面对复杂严峻的外部环境，福建经济持续回升向好，福建各项事业取得新成效，全省生产总值增长5.5%。\n" + LONG,
+         "福建省人民政府", "福建省", 2024, None),
+        # a central-government body serves the whole country
+        ("2018年，生态环境部深入学习宣传贯彻党的十九大精神，认真落实党中央、国务院决策部署，扎实推进法治政府建设。\n"
+         + LONG, "生态环境部", "全国", 2018, None),
+        # a functional zone the division table does not list belongs to the city the report names most
+        ("各位代表：\n现在，我代表前海新区管理委员会，向大会作工作报告。\n一、2023年工作回顾\n前海新区经济运行稳中向好，"
+         "为深圳建设先行示范区作出前海新区贡献，深圳各区协同发展。\n" + LONG, "深圳市前海新区管理委员会", "深圳市前海新区",
+         2023, None),
+    ],
+)
+def test_cues_anywhere_in_the_document(text, issuer, region, year, published):
+    meta = extract_meta(text)
+    assert (meta.issuer, meta.region, meta.year, meta.published) == (issuer, region, year, published)
+    by_field = {e.field: e for e in meta.evidence}
+    for f in ("issuer", "year", "published"):
+        if getattr(meta, f) is not None:
+            e = by_field[f]
+            assert text[e.start:e.end] == e.quote and e.quote and 0 < e.confidence <= 1
+
+
+def test_ambiguous_district_needs_its_city_in_the_text():
+    # four cities have a 鼓楼区: the report must say which
+    assert extract_meta("鼓楼区科学技术局2023年法治政府建设年度报告\n" + LONG).issuer is None
+    text = "鼓楼区科学技术局2023年法治政府建设年度报告\n在福州市委、福州市政府领导下，福州市各区协同推进。\n" + LONG
+    assert extract_meta(text).issuer == "福州市鼓楼区科学技术局"
+
+
+def test_genre_sets_which_year_a_title_carries():
+    # a rule-of-law report carries the year it is about; a work report the year it is delivered in
+    assert extract_meta("2023年某县法治政府建设年度报告\n" + LONG).year == 2023
+    wr = extract_meta("2024年某县政府工作报告\n各位代表：\n现在，我代表县人民政府向大会报告工作。\n" + LONG)
+    assert wr.genre == "work_report" and wr.year == 2023
