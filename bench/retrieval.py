@@ -9,11 +9,12 @@ Recall@k: the gold quote lies inside one of the top-k passages of the question's
 ``match_key(quote)`` is a substring of ``match_key(passage)``). All reports of the suite share one index.
 
 Rows: (a) this retriever (``Workspace.search``, default settings: cleaning, outline chunks, routing, dense e5 +
-BM25, RRF); (b) vanilla LangChain: ``RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)`` on the raw
-decoded report text (no cleaning), the same e5-small embedder (``passage:``/``query:`` prefixes), exact in-memory
-cosine top-k over all chunks (numpy; stands in for Chroma, which would return the same neighbours); (c) BM25 alone
-(``LexicalIndex`` over our chunks, our ``lexical_terms``, no routing); (d) dense alone (our chunks, e5, the full
-question, no routing).
+BM25, RRF, passages ranked by the years they speak about); (a1)/(a2) the same retriever fusing one ranking only
+(BM25 or dense), to show what the fusion adds; (b) vanilla LangChain:
+``RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)`` on the raw decoded report text (no cleaning),
+the same e5-small embedder (``passage:``/``query:`` prefixes), exact in-memory cosine top-k over all chunks (numpy;
+stands in for Chroma, which would return the same neighbours); (c) BM25 alone (``LexicalIndex`` over our chunks, our
+``lexical_terms``, no routing); (d) dense alone (our chunks, e5, the full question, no routing).
 
 Latency: ``Retriever.search`` (k=5) on a synthetic index of >= N chunks: the suite's chunks copied with perturbed
 digits under made-up issuers/regions/years, random unit vectors written straight into Chroma (the embedder's
@@ -79,7 +80,8 @@ def _hits(passages: list[tuple[str, str]], doc_id: str, quote: str) -> tuple[boo
 
 
 def _questions(suite, doc_of: dict[str, str]) -> list[tuple[str, str, str]]:
-    return [(doc_of[g.report], q.question, q.quote) for g in suite.gold for q in g.questions]
+    """The answerable questions (an unanswerable one has no gold passage to find)."""
+    return [(doc_of[g.report], q.question, q.quote) for g in suite.gold for q in g.questions if q.quote is not None]
 
 
 def vanilla_chunks(suite) -> list[tuple[str, str]]:
@@ -123,6 +125,13 @@ def recall_table(suite, settings: Settings) -> tuple[list[tuple[str, float, floa
         return [(r.doc_id, r.text) for r in res]
 
     score("(a) ragreports hybrid (Workspace.search)", ours, n_ours)
+
+    def ablation(rankers: tuple[str, ...]):
+        retriever = Retriever(ws.docstore, ws.vectors, ws.lexical, ws.embedder, rankers=rankers)
+        return lambda q: [(r.doc_id, r.text) for r in retriever.search(q, k=K)]
+
+    score("(a1) same, BM25 ranking only (routing, years)", ablation(("lexical",)), n_ours)
+    score("(a2) same, dense ranking only (routing, years)", ablation(("dense",)), n_ours)
 
     # (b) vanilla LangChain
     lc_chunks = [(doc_of[report], t) for report, t in vanilla_chunks(suite)]
@@ -245,8 +254,9 @@ def main() -> None:
         cache = Path(os.environ["RAGREPORTS_CACHE_DIR"]) if os.environ.get("RAGREPORTS_CACHE_DIR") else tmp / "cache"
         settings = Settings(home=tmp / "home", cache_dir=cache, embedder=args.embedder, llm="none")
         rows, small = recall_table(suite, settings)
-        n = sum(len(g.questions) for g in suite.gold)
-        print(f"suite {suite.name}: {n} questions, {len(suite.gold)} reports in one index, embedder {args.embedder}")
+        n = sum(q.quote is not None for g in suite.gold for q in g.questions)
+        print(f"suite {suite.name}: {n} answerable questions, {len(suite.gold)} reports in one index, "
+              f"embedder {args.embedder}")
         print(f"{'retriever':46} {'recall@1':>9} {'recall@5':>9} {'chunks':>7}")
         for label, r1, r5, nc in rows:
             print(f"{label:46} {r1:9.3f} {r5:9.3f} {nc:7d}")

@@ -75,13 +75,26 @@ def _root(
 
 
 # -- ingest & index management -----------------------------------------------------------------------------
+def _parse_meta(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"--meta {item!r}: expected KEY=VALUE, e.g. --meta issuer=某市科学技术局")
+        out[key.strip()] = value.strip()
+    return out
+
+
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Report files or folders (searched recursively)."),
     reindex: bool = typer.Option(False, "--reindex", help="Drop the index first and rebuild it from these paths."),
+    meta: list[str] = typer.Option([], "--meta", help="State metadata for these reports: KEY=VALUE (issuer, region, "
+                                   "year, published, title, genre); wins over extraction, as a REPORT.meta.yaml does."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Load, clean, chunk and index reports (.txt .md .html .pdf .docx; UTF-8/UTF-16/GBK/Big5)."""
+    stated = _parse_meta(meta)
     ws = _workspace()
     if reindex:
         ws.reset()
@@ -100,7 +113,7 @@ def ingest(
             elif event == "embedded":
                 bar.advance(chunks, info["n"])
 
-        report = ws.ingest(paths, progress=progress)
+        report = ws.ingest(paths, progress=progress, meta=stated)
         bar.update(files, completed=len(report.documents) + len(report.errors))
     if as_json:
         _print_json(report.to_dict())

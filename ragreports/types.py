@@ -90,6 +90,9 @@ class Chunk:
     end: int
     section: str  # heading path, e.g. "一、… › （三）…" ("" before the first heading)
     tokens: int
+    years: tuple[int, ...] = ()  # the years its part of the report is about (extract.periods)
+    kind: str = ""  # "result" | "plan" | "" (not known)
+    mentions: tuple[int, ...] = ()  # other years its text names (比2019年增长…)
 
     @property
     def chunk_id(self) -> str:
@@ -129,9 +132,14 @@ class SearchResult:
     start: int
     end: int
     score: float
+    years: tuple[int, ...] = ()  # the years the passage is about (Chunk.years)
+    kind: str = ""  # "result" | "plan" | ""
+    mentions: tuple[int, ...] = ()  # other years it names
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["years"], d["mentions"] = list(self.years), list(self.mentions)
+        return d
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import functools
 import hashlib
 import logging
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +24,11 @@ from ragreports.answer.engines import answer_question
 from ragreports.brief.engines import summarize
 from ragreports.brief.model import Brief
 from ragreports.config import Settings
+from ragreports.data import read_yaml
 from ragreports.errors import ConfigError, EmptyDocumentError, RagReportsError
 from ragreports.extract.facts import extract_facts
-from ragreports.extract.metadata import extract_meta
+from ragreports.extract.metadata import GivenMeta, apply_given, extract_meta
+from ragreports.extract.periods import annotate_chunks
 from ragreports.index.docstore import DocRecord, DocStore, check_index_identity, ensure_home
 from ragreports.index.embeddings import Embedder, EmbeddingCache
 from ragreports.index.lexical import LexicalIndex, lexical_terms
@@ -42,9 +44,11 @@ from ragreports.types import ENGINES, Answer, Chunk, Document, Fact, SearchResul
 
 log = logging.getLogger("ragreports.workspace")
 
-# Bump when cleaning, metadata, chunking or the BM25 terms (store.lexical_terms) change what is stored: documents
-# are then re-processed on ingest. 2: lexical_terms writes Chinese-numeral counts in digits and adds #<unit> terms.
-PIPELINE_VERSION = "2"
+# Bump when cleaning, metadata, chunking or the BM25 terms (index.lexical.lexical_terms) change what is stored:
+# documents are then re-processed on ingest. 2: lexical_terms writes Chinese-numeral counts in digits and adds
+# #<unit> terms. 3: metadata from evidence (with its quotes), chunks carry the years they speak about.
+PIPELINE_VERSION = "3"
+SIDECAR_SUFFIX = ".meta.yaml"  # REPORT.meta.yaml beside REPORT.txt: metadata the user states
 
 ProgressFn = Callable[[str, dict], None]  # progress(event, info): "files" {total}, "file" {source}, "embedded" {n}
 
@@ -131,13 +135,35 @@ class Workspace:
         return self._chat_model
 
     # -- ingest -----------------------------------------------------------------------------------------
-    def _fingerprint(self, sha256: str) -> str:
+    def _fingerprint(self, sha256: str, given: GivenMeta) -> str:
         s = self.settings
         parts = [sha256, PIPELINE_VERSION, str(s.chunk_tokens), str(s.chunk_overlap_sentences), s.tokenizer,
-                 self.embedder.name]
+                 self.embedder.name, given.model_dump_json(exclude_none=True)]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
-    def ingest(self, paths: Iterable[str | Path], progress: ProgressFn | None = None) -> IngestReport:
+    @staticmethod
+    def given_meta(path: Path, overrides: Mapping[str, object] | None = None) -> GivenMeta:
+        """What the user states about a report: its sidecar ``REPORT.meta.yaml`` (or ``REPORT.txt.meta.yaml``), then
+        ``overrides`` (``ingest --meta KEY=VALUE``) on top."""
+        values: dict[str, object] = {}
+        for side in (path.with_suffix(SIDECAR_SUFFIX), path.with_name(path.name + SIDECAR_SUFFIX)):
+            if side.is_file():
+                data = read_yaml(side) or {}
+                if not isinstance(data, dict):
+                    raise ConfigError(f"{side}: must map fields to values, e.g. `issuer: 某市科学技术局`")
+                values.update(data)
+                break
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        try:
+            return GivenMeta.model_validate(values)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: stated metadata is invalid ({exc}); allowed fields: "
+                              f"{', '.join(GivenMeta.model_fields)}") from None
+
+    def ingest(self, paths: Iterable[str | Path], progress: ProgressFn | None = None,
+               meta: Mapping[str, object] | None = None) -> IngestReport:
+        """Ingest files and folders; ``meta`` (field -> value) is stated for every one of them and wins over what is
+        extracted (as does a report's sidecar ``REPORT.meta.yaml``)."""
         files, errors = discover(paths)
         report = IngestReport(errors=list(errors))
         progress = progress or (lambda event, info: None)
@@ -147,7 +173,7 @@ class Workspace:
         for path in files:
             progress("file", {"source": str(path)})
             try:
-                status, embedded = self._ingest_one(path, progress)
+                status, embedded = self._ingest_one(path, progress, self.given_meta(path, meta))
             except RagReportsError as exc:
                 report.errors.append((str(path), str(exc)))
                 continue
@@ -158,21 +184,25 @@ class Workspace:
             self.lexical.rebuild()
         return report
 
-    def _ingest_one(self, path: Path, progress: ProgressFn) -> tuple[DocStatus, int]:
+    def _ingest_one(self, path: Path, progress: ProgressFn, given: GivenMeta) -> tuple[DocStatus, int]:
         """Ingest one file; returns its status and how many chunks were sent to the embedder."""
         raw = load_file(path)
         ds = self.docstore
         prev = ds.by_source(raw.source)
-        fp = self._fingerprint(raw.sha256)
+        fp = self._fingerprint(raw.sha256, given)
         if prev and prev.status == "ready" and prev.fingerprint == fp:
             return DocStatus(prev.doc_id, prev.source, "unchanged", prev.chunks), 0
         text = clean(raw.text)
         if not text.strip():
             raise EmptyDocumentError(f"{raw.source}: no report text left after cleaning (empty or only page chrome)")
         doc_id = prev.doc_id if prev else ds.new_doc_id(raw.source)
-        meta = extract_meta(text)
+        try:
+            meta = apply_given(extract_meta(text), given)
+        except ValueError as exc:
+            raise ConfigError(f"{raw.source}: {exc}") from None
         chunks = chunk_document(doc_id, text, max_tokens=self.settings.chunk_tokens,
                                 overlap_sentences=self.settings.chunk_overlap_sentences, count_tokens=self.counter)
+        chunks = annotate_chunks(chunks, text, meta)
         # Embed before touching the index: a failure here leaves any previous version intact.
         vecs, n = self.cache.embed(self.embedder, [c.text for c in chunks],
                                    on_embedded=lambda k: progress("embedded", {"n": k}))
@@ -244,7 +274,7 @@ class Workspace:
 
     def extract(self, doc: str) -> tuple[Document, list[Fact]]:
         d = self.get_document(doc)
-        return d, extract_facts(d.text)
+        return d, extract_facts(d.text, d.meta)
 
     def summarize(self, doc: str, engine: str = "extractive") -> Brief:
         if engine not in ENGINES:

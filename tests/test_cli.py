@@ -100,3 +100,21 @@ def test_usage_errors_exit_2(run):
 def test_compare_csv(run):
     out = run("compare", "--format", "csv").stdout.splitlines()
     assert out[0].startswith("doc_id") and len(out) == 6
+
+
+def test_stated_metadata_wins_and_is_shown_as_given(run, tmp_path):
+    reports = tmp_path / "r"
+    reports.mkdir()
+    (reports / "a.txt").write_text("市科技局2024年法治政府建设工作报告\n一、主要工作\n全年共组织集中学习5次。\n",
+                                   encoding="utf-8")
+    (reports / "a.meta.yaml").write_text("issuer: 某市科学技术局\nregion: 某市\n", encoding="utf-8")
+    home = tmp_path / "home"
+    run("--home", str(home), "--embedder", "hash", "ingest", str(reports), "--meta", "published=2025-01-20", "--json")
+    out = json.loads(run("--home", str(home), "--embedder", "hash", "extract", "a", "--json").stdout)
+    assert out["meta"]["issuer"] == "某市科学技术局" and out["meta"]["published"] == "2025-01-20"
+    assert out["meta"]["year"] == 2024  # not stated: extracted
+    given = {e["field"] for e in out["meta_evidence"] if e["cue"] == "given"}
+    assert given == {"issuer", "region", "published"}
+    bad = run("--home", str(home), "--embedder", "hash", "ingest", str(reports), "--meta", "colour=red", "--json",
+              expect=1)
+    assert "allowed fields" in json.loads(bad.stdout)["errors"][0]["error"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict
 
 from ragreports.data import load_rules
+from ragreports.retrieve.query import QueryPlan
 from ragreports.types import Answer
 
 REFUSAL = "报告中未找到相关信息。"
@@ -28,6 +29,7 @@ class AnswerRulesFile(BaseModel):
     injection_patterns: list[str]
     who_patterns: list[str]
     asks_name: list[str]
+    frame_words: list[str]
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class AnswerRules:
     injection: re.Pattern[str]
     who_patterns: tuple[re.Pattern[str], ...]
     asks_name: re.Pattern[str]
+    frame_words: frozenset[str]
 
 
 @functools.lru_cache(maxsize=1)
@@ -49,12 +52,38 @@ def rules() -> AnswerRules:
         injection=re.compile("|".join(f"(?:{p})" for p in r.injection_patterns), re.I),
         who_patterns=tuple(re.compile(p) for p in r.who_patterns),
         asks_name=re.compile("(?:" + "|".join(map(re.escape, r.asks_name)) + r")([^，,。？?！!]{1,6})"),
+        frame_words=frozenset(r.frame_words),
     )
 
 
 def is_injection(text: str) -> bool:
     """True when ``text`` reads like an instruction to a model (prompt injection), not report content."""
     return bool(rules().injection.search(unicodedata.normalize("NFKC", text)))
+
+
+def key(s: str) -> str:
+    """Comparison form for scoring (texts are already Simplified): NFKC, letters/digits/CJK only, lower case."""
+    return "".join(c for c in unicodedata.normalize("NFKC", s).lower() if c.isalnum() or c == "%")
+
+
+def missing_keywords(plan: QueryPlan, doc_text: str) -> list[str]:
+    """The question's content words the whole report never writes (a word of three or more characters counts as
+    written when half its character pairs are): the report cannot state what is asked about them. Frame words
+    (达到, 担任 …) and the places the question names are not content."""
+    r = rules()
+    doc = key(doc_text)
+    named = [*plan.places, *plan.unknown_places]
+    out = []
+    for kw in plan.keywords:
+        k = key(kw)
+        if len(k) < 2 or kw in r.frame_words or any(n in kw or kw in n for n in named) or k in doc:
+            continue
+        if len(k) >= 3:
+            grams = {k[i:i + 2] for i in range(len(k) - 1)}
+            if 2 * sum(g in doc for g in grams) >= len(grams):
+                continue
+        out.append(kw)
+    return out
 
 
 def refusal(question: str, engine: str, prompt: str | None = None) -> Answer:

@@ -15,11 +15,10 @@ import dataclasses
 import logging
 import math
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ragreports.answer.common import clip, is_injection, refusal, rules
+from ragreports.answer.common import clip, is_injection, key, missing_keywords, refusal, rules
 from ragreports.retrieve.query import QueryPlan
 from ragreports.text.grounding import QuoteLocator
 from ragreports.text.normalize import longest_common_run
@@ -45,11 +44,6 @@ _PAIRS = (("《", "》"), ("“", "”"), ("「", "」"), ("〔", "〕"))
 _HEADING = re.compile(r"^(?:[一二三四五六七八九十]{1,3}是|[（(][一二三四五六七八九十\d]{1,3}[)）]"
                       r"|[一二三四五六七八九十]{1,3}[、.．]"
                       r"|\d{1,2}[、.．](?!\d))")
-
-
-def _key(s: str) -> str:
-    """Comparison form for scoring (texts are already Simplified): NFKC, letters/digits/CJK only, lower case."""
-    return "".join(c for c in unicodedata.normalize("NFKC", s).lower() if c.isalnum() or c == "%")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -83,20 +77,20 @@ class _Scorer:
     PARTIAL = 0.7  # a keyword present only in part earns at most this share of its weight
 
     def __init__(self, plan: QueryPlan, corpus: Sequence[str]):
-        terms = list(dict.fromkeys(k for k in map(_key, plan.keywords) if len(k) >= 2))
-        if not terms and len(_key(plan.text)) >= 2:
-            terms = [_key(plan.text)]  # nothing but question words: the whole question (scores low)
-        keys = [_key(c) for c in corpus]
+        terms = list(dict.fromkeys(k for k in map(key, plan.keywords) if len(k) >= 2))
+        if not terms and len(key(plan.text)) >= 2:
+            terms = [key(plan.text)]  # nothing but question words: the whole question (scores low)
+        keys = [key(c) for c in corpus]
         self.terms = [(t, {t[i : i + 2] for i in range(len(t) - 1)},
                        math.log(1 + max(1, len(keys)) / (0.5 + sum(1 for k in keys if t in k)))) for t in terms]
         self.total = sum(w for _, _, w in self.terms) or 1.0
         self.core = "".join(terms)
-        self.titles = {_key(m) for m in _BOOK_TITLE.findall(plan.text)}
+        self.titles = {key(m) for m in _BOOK_TITLE.findall(plan.text)}
 
     def coverage(self, text: str) -> float:
-        k = _key(text)
+        k = key(text)
         grams = {k[i : i + 2] for i in range(len(k) - 1)}
-        short = [_key(m) for m in _BOOK_TITLE.findall(text)] if self.titles else []
+        short = [key(m) for m in _BOOK_TITLE.findall(text)] if self.titles else []
         got = 0.0
         for t, tg, w in self.terms:
             if t in k or (t in self.titles and any(len(x) >= 2 and t.endswith(x) for x in short)):
@@ -107,7 +101,7 @@ class _Scorer:
 
     def run(self, text: str) -> float:
         """Longest run shared with the question's keywords, 0..1 (8 characters count as a full match)."""
-        return min(1.0, longest_common_run(self.core, _key(text)) / 8)
+        return min(1.0, longest_common_run(self.core, key(text)) / 8)
 
 
 def _split(p: SearchResult, rank: int) -> list[_Sentence]:
@@ -253,13 +247,13 @@ def _after_heading(cands: Sequence[_Candidate], best: _Candidate, text: str, sco
     """Among the clauses just after a heading (same passage), the one holding most of the keywords the heading
     does not hold; the earliest on ties."""
     h = best.sentence
-    hk = _key(text[h.start : h.end])
+    hk = key(text[h.start : h.end])
     residual = [(t, w) for t, _, w in scorer.terms if t not in hk]
     options = [c for c in cands if c.rank == best.rank and h.end <= c.sentence.start <= h.end + HEADING_REACH
                and not _is_heading(text[c.sentence.start : c.sentence.end])]
     if not options:
         return dataclasses.replace(best, sentence=best.follow, focus=best.follow.clauses[0]) if best.follow else best
-    return max(options, key=lambda c: (sum(w for t, w in residual if t in _key(text[c.focus[0] : c.focus[1]])),
+    return max(options, key=lambda c: (sum(w for t, w in residual if t in key(text[c.focus[0] : c.focus[1]])),
                                        -c.focus[0]))
 
 
@@ -299,6 +293,17 @@ def _skip_label(text: str, sent: _Sentence, lo: int, hi: int) -> int:
     return lo
 
 
+def _through_semicolons(text: str, s: int, e: int, limit: int) -> int:
+    """The end of a citation ``text[s:e]`` that stops at a ；, carried on through the list it opens while the whole
+    stays within ``limit`` characters (主要预期目标是：地区生产总值增长6%以上；一般公共预算收入增长6%，…)."""
+    while e < len(text) and text[e - 1] in "；;":
+        nxt = sentence_spans(text, e)[:1]
+        if not nxt or nxt[0][1] - s > limit:
+            break
+        e = nxt[0][1]
+    return e
+
+
 def _citation(p: SearchResult, text: str | None, s: int, e: int) -> Citation | None:
     """Citation of the passage-local span [s, e) with offsets into the document text, verified (located in the
     document when the passage offsets do not point at it)."""
@@ -315,8 +320,10 @@ def _citation(p: SearchResult, text: str | None, s: int, e: int) -> Citation | N
 
 def answer_extractive(question: str, passages: Sequence[SearchResult], texts: Mapping[str, str],
                       plan: QueryPlan) -> Answer:
-    """Extractive engine: the best-scoring clause of the passages, answer first, or a refusal."""
-    if not passages or plan.out_of_scope:
+    """Extractive engine: the best-scoring clause of the passages the question's evidence allows
+    (:meth:`QueryPlan.allows`: right years, named place and body), answer first, or a refusal."""
+    passages = [p for p in passages if plan.allows(p) and not missing_keywords(plan, texts.get(p.doc_id, p.text))]
+    if not passages:
         return refusal(question, "extractive")
     cands, scorer = _candidates(plan, passages, texts)
     if not cands or cands[0].score < rules().min_score:
@@ -337,6 +344,7 @@ def answer_extractive(question: str, passages: Sequence[SearchResult], texts: Ma
         if plan.qtype == "what" and (name := _name_head(text[lo:hi], plan)):
             answer = clip(f"{name}。{answer}", ANSWER_CHARS)
     cs, ce = (sent.start, sent.end) if sent.end - sent.start <= CITE_CHARS else _window(sent, (lo, hi), CITE_CHARS, 1)
+    ce = _through_semicolons(text, cs, ce, CITE_CHARS)
     citation = _citation(p, texts.get(p.doc_id), cs, ce)
     if citation is None:
         log.warning("could not locate the answer sentence in document %s; refusing", p.doc_id)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ragreports.answer.common import clip, is_injection, refusal
+from ragreports.answer.common import clip, is_injection, missing_keywords, refusal
 from ragreports.data import prompts_dir as packaged_prompts_dir
 from ragreports.errors import ConfigError, StructuredOutputError
 from ragreports.llm.context import format_passages
@@ -128,7 +128,9 @@ def answer_llm(question: str, passages: Sequence[SearchResult], texts: Mapping[s
                           "the extractive engine")
     prompts_dir = Path(prompts_dir) if prompts_dir else packaged_prompts_dir()
     prompt = load_prompt("answer", prompts_dir)
-    if not passages or plan.out_of_scope:
+    # only passages the question's evidence allows, from reports that write what it asks about
+    passages = [p for p in passages if plan.allows(p) and not missing_keywords(plan, texts.get(p.doc_id, p.text))]
+    if not passages:
         return refusal(question, "llm", prompt.ref)
     block, sources, used = prompt_passages(passages, context_tokens, TokenCounter())
     messages = prompt.messages(question=question, passages=block, sources=sources)

@@ -22,7 +22,7 @@ from ragreports.text.places import Gazetteer, Place, PlaceMention, gazetteer
 _CJK = "\u3400-\u9fff"
 # characters that may precede a name inside running text without being part of it (于常州市, 由市科技局)
 _FUNCTION_CHARS = set("在对由和与及向为是将等的从把被于了并经会、同赴到至共代表请经由按据年")
-_GENERIC_ZONE_HEADS = ("国家", "全国", "本", "我", "各", "全", "该", "新", "市", "区", "县", "省")
+GENERIC_ZONE_HEADS = ("国家", "全国", "本", "我", "各", "全", "该", "新", "市", "区", "县", "省")
 
 
 class BodiesFile(BaseModel):
@@ -136,7 +136,7 @@ def zone_names(text: str) -> Counter[str]:
             if s < 0:
                 break
             name = text[s:m.end()]
-            if not re.fullmatch(f"[{_CJK}]+", name[:length]) or name.startswith(_GENERIC_ZONE_HEADS):
+            if not re.fullmatch(f"[{_CJK}]+", name[:length]) or name.startswith(GENERIC_ZONE_HEADS):
                 continue
             n = text.count(name)
             if best is None or n > best[1]:

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict
 
 from ragreports.data import load_rules
+from ragreports.extract.periods import Frame, plan_stretches
 from ragreports.text.normalize import longest_common_run
 from ragreports.text.numbers import QuantityMatch, iter_quantities, match_unit
 from ragreports.text.numbers import rules as number_rules
-from ragreports.types import Fact
+from ragreports.types import Fact, Meta
 
 
 class FactRulesFile(BaseModel):
@@ -37,6 +38,10 @@ class FactRulesFile(BaseModel):
     year_before: list[str]
     blocked_after: dict[str, list[str]]
     rank_statement: str
+    rank_units: list[str]
+    rank_before: list[str]
+    phase_units: list[str]
+    phase_after: list[str]
     clause_breaks: str
     soft_breaks: str
     gap_separators: list[str]
@@ -65,6 +70,10 @@ class _FactRules:
         self.year_before: list[str] = sorted(d.year_before, key=len, reverse=True)
         self.blocked_after: dict[str, list[str]] = {str(k): list(v) for k, v in d.blocked_after.items()}
         self.rank_statement = re.compile(d.rank_statement)
+        self.rank_units: set[str] = set(d.rank_units)
+        self.rank_before: list[str] = list(d.rank_before)
+        self.phase_units: set[str] = set(d.phase_units)
+        self.phase_after: set[str] = set(d.phase_after)
         self.breaks: str = d.clause_breaks
         self.soft: str = d.soft_breaks
         self.gap_separators: list[str] = list(d.gap_separators)
@@ -153,6 +162,10 @@ def is_fact(text: str, q: QuantityMatch, spans: list[tuple[int, int]]) -> bool:
         return False  # 数十家 / 几百人: not a stated quantity (but 信息数320条 is)
     if q.chinese and q.numeral in ("一", "零", "〇"):
         return False  # 一项重大任务 / 一支队伍: an article, not a count; 跑零次: a slogan
+    if q.unit in r.rank_units and any(w in before for w in r.rank_before):
+        return False  # 排名63位 / 位居全国第3位 / 前1%: a rank, not a quantity
+    if q.unit in r.phase_units and q.chinese and before[-1:] in r.phase_after:
+        return False  # 轨道8号线三期 / 东部电厂二期: the phase of a project is part of its name
     after = text[q.unit_end:q.unit_end + 12]
     unit_surface = text[q.num_end:q.unit_end]
     for u, blocked in r.blocked_after.items():
@@ -396,14 +409,16 @@ def _candidates(text: str) -> list[_Cand]:
     return out
 
 
-def extract_facts(text: str) -> list[Fact]:
+def extract_facts(text: str, meta: Meta | None = None) -> list[Fact]:
     """Every quantitative fact stated in ``text`` (cleaned report text), in text order.
 
     Each fact's ``quote`` is ``text[start:end]``: the clause that states it, narrowed to the number's own part
     when a clause states several. A value restated later for the same measure is returned once, at its first
-    statement.
+    statement. A fact is what happened: quantities in the report's plans and targets (a stretch opened by a plan
+    heading, see :mod:`ragreports.extract.periods`; ``meta`` gives the report's years) are not facts.
     """
-    cands = _candidates(text)
+    plans = plan_stretches(text, Frame.of(meta or Meta()))
+    cands = [c for c in _candidates(text) if not any(s <= c.q.start < e for s, e in plans)]
     kept: list[tuple[Fact, _Cand, str, str]] = []
     for i, c in enumerate(cands):
         s, e = _quote_span(text, cands, i)

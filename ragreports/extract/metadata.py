@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ragreports.data import load_rules
 from ragreports.extract.bodies import BodyMention, body_name, body_region, body_rules, find_bodies, resolve_chain
-from ragreports.extract.genres import Genre, detect_genre
+from ragreports.extract.genres import Genre, detect_genre, genre_named
 from ragreports.text.numbers import parse_chinese_numeral
 from ragreports.text.places import COUNTY, PREFECTURE, PROVINCE, Gazetteer, Place, PlaceMention, gazetteer
 from ragreports.types import Meta, MetaEvidence
@@ -561,3 +561,37 @@ def extract_meta(text: str, source: str | None = None) -> Meta:
                                      1.0))
     return Meta(issuer=issuer, region=region, year=year, published=published, title=title, genre=genre.name,
                 evidence=tuple(evidence))
+
+
+# ------------------------------------------------------------------------------------------------------- given
+
+
+class GivenMeta(BaseModel):
+    """Metadata a user states (``REPORT.meta.yaml`` beside the report, or ``ingest --meta KEY=VALUE``): it wins over
+    extraction and is shown as given."""
+
+    model_config = ConfigDict(extra="forbid")
+    issuer: str | None = None
+    region: str | None = None
+    year: int | None = None
+    published: str | None = None
+    title: str | None = None
+    genre: str | None = None
+
+
+def apply_given(meta: Meta, given: GivenMeta) -> Meta:
+    """``meta`` with every field the user gave replaced, its evidence marked ``given``."""
+    values = given.model_dump(exclude_none=True)
+    if not values:
+        return meta
+    if "published" in values:
+        m = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", str(values["published"]).strip())
+        v = _valid(*(int(g) for g in m.groups())) if m else None
+        if v is None:
+            raise ValueError(f"published must be a date YYYY-MM-DD, got {values['published']!r}")
+        values["published"] = v
+    if "genre" in values:
+        values["genre"] = genre_named(values["genre"]).name
+    kept = tuple(e for e in meta.evidence if e.field not in values)
+    given_ev = tuple(MetaEvidence(f, v, "", -1, -1, "given", 1.0) for f, v in values.items())
+    return replace(meta, **values, evidence=kept + given_ev)

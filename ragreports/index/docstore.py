@@ -32,8 +32,21 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE TABLE IF NOT EXISTS chunks (
     doc_id TEXT NOT NULL, idx INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
     section TEXT NOT NULL, tokens INTEGER NOT NULL, text TEXT NOT NULL, terms TEXT NOT NULL,
+    years TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL DEFAULT '', mentions TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (doc_id, idx));
 """
+# columns added after the first release: (table, column, declaration), added to older index files on open
+_ADDED_COLUMNS = (("chunks", "years", "TEXT NOT NULL DEFAULT ''"), ("chunks", "kind", "TEXT NOT NULL DEFAULT ''"),
+                  ("chunks", "mentions", "TEXT NOT NULL DEFAULT ''"))
+_CHUNK_COLS = 'doc_id, idx, text, start, "end", section, tokens, years, kind, mentions'
+
+
+def _years(s: str) -> tuple[int, ...]:
+    return tuple(int(y) for y in s.split(",") if y)
+
+
+def _chunk(row: Sequence) -> Chunk:
+    return Chunk(*row[:7], years=_years(row[7]), kind=row[8], mentions=_years(row[9]))
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,11 @@ class DocStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        for table, column, decl in _ADDED_COLUMNS:
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                with self.db:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     # -- info ---------------------------------------------------------------------------------------------
     def info(self, key: str) -> str | None:
@@ -144,9 +162,10 @@ class DocStore:
                  json.dumps(meta.to_json(), ensure_ascii=False), encoding, fmt, len(chunks)),
             )
             self.db.executemany(
-                'INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)',
-                [(doc_id, c.index, c.start, c.end, c.section, c.tokens, c.text, t)
-                 for c, t in zip(chunks, terms, strict=True)],
+                'INSERT INTO chunks (doc_id, idx, start, "end", section, tokens, text, terms, years, kind, mentions) '
+                'VALUES (?,?,?,?,?,?,?,?,?,?,?)',
+                [(doc_id, c.index, c.start, c.end, c.section, c.tokens, c.text, t, ",".join(map(str, c.years)), c.kind,
+                  ",".join(map(str, c.mentions))) for c, t in zip(chunks, terms, strict=True)],
             )
             if self.info("generation") is None:
                 self.db.execute("INSERT INTO info VALUES ('generation', '0')")
@@ -163,22 +182,24 @@ class DocStore:
             self._bump()
 
     def chunks(self, doc_id: str) -> list[Chunk]:
-        rows = self.db.execute(
-            'SELECT doc_id, idx, text, start, "end", section, tokens FROM chunks WHERE doc_id=? ORDER BY idx',
-            (doc_id,),
-        )
-        return [Chunk(*r) for r in rows]
+        rows = self.db.execute(f"SELECT {_CHUNK_COLS} FROM chunks WHERE doc_id=? ORDER BY idx", (doc_id,))
+        return [_chunk(r) for r in rows]
 
     def get_chunks(self, ids: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Chunk]:
         out: dict[tuple[str, int], Chunk] = {}
         for doc_id, idx in ids:
-            r = self.db.execute(
-                'SELECT doc_id, idx, text, start, "end", section, tokens FROM chunks WHERE doc_id=? AND idx=?',
-                (doc_id, idx),
-            ).fetchone()
+            r = self.db.execute(f"SELECT {_CHUNK_COLS} FROM chunks WHERE doc_id=? AND idx=?", (doc_id, idx)).fetchone()
             if r:
-                out[(doc_id, idx)] = Chunk(*r)
+                out[(doc_id, idx)] = _chunk(r)
         return out
+
+    def periods(self) -> dict[tuple[str, int], tuple[tuple[int, ...], str, tuple[int, ...]]]:
+        """(years, kind, mentioned years) of every chunk of the ready documents (:mod:`ragreports.extract.periods`)."""
+        rows = self.db.execute(
+            "SELECT c.doc_id, c.idx, c.years, c.kind, c.mentions FROM chunks c JOIN documents d ON d.doc_id=c.doc_id "
+            "WHERE d.status='ready'"
+        )
+        return {(d, i): (_years(ys), kind, _years(ms)) for d, i, ys, kind, ms in rows}
 
     def ready_terms(self) -> list[tuple[str, int, str]]:
         rows = self.db.execute(

@@ -33,8 +33,10 @@ log = logging.getLogger("ragreports.retrieve")
 
 RRF_K = 60
 BOOST = 1.0 / (RRF_K + 1)  # added to the scores of a preferred document's passages (they rank first anyway)
+TIME_WEIGHT = 1.0 / (RRF_K + 1)  # one unit of time fit is worth a first rank in one ranker
 
 ChunkId = tuple[str, int]
+ChunkPeriod = tuple[tuple[int, ...], str, tuple[int, ...]]  # years, kind, mentioned years
 QUOTED_SPAN = re.compile(r"“[^”]{1,80}”|《[^》]{1,80}》|「[^」]{1,80}」|『[^』]{1,80}』|\"[^\"]{1,80}\"")
 _YEAR = r"(?<![0-9])(?:19|20)[0-9]{2}\s*年度?|[〇零一二三四五六七八九]{4}\s*年度?"
 _CONTENT = re.compile(r"[\u3400-\u9fffA-Za-z0-9]")
@@ -83,9 +85,11 @@ class Retriever:
     lexical: LexicalIndex
     embedder: Embedder
     route: bool = True
+    rankers: tuple[str, ...] = ("dense", "lexical")  # which rankings are fused (benchmarks ablate one)
     last_plan: QueryPlan | None = field(default=None, repr=False)
     _docs: tuple[int, list[DocRecord], tuple[tuple[str, Meta], ...]] | None = field(default=None, repr=False,
                                                                                    init=False)
+    _periods: tuple[int, dict[ChunkId, ChunkPeriod]] | None = field(default=None, repr=False, init=False)
 
     def ready_docs(self) -> tuple[list[DocRecord], tuple[tuple[str, Meta], ...]]:
         """The ready documents and their (doc_id, meta) pairs, re-read only when the index generation changed
@@ -95,6 +99,13 @@ class Retriever:
             docs = self.docstore.list()
             self._docs = (gen, docs, tuple((d.doc_id, d.meta) for d in docs))
         return self._docs[1], self._docs[2]
+
+    def periods(self) -> dict[ChunkId, ChunkPeriod]:
+        """(years, kind, mentioned years) of every ready chunk, re-read when the index generation changed."""
+        gen = self.docstore.generation
+        if self._periods is None or self._periods[0] != gen:
+            self._periods = (gen, self.docstore.periods())
+        return self._periods[1]
 
     def allowed_docs(self, filters: SearchFilters, docs: list[DocRecord]) -> set[str] | None:
         allowed = None
@@ -112,37 +123,43 @@ class Retriever:
     def search(self, query: str, k: int = 5, filters: SearchFilters = SearchFilters(), fetch: int | None = None
                ) -> list[SearchResult]:
         """The ``k`` best passages for ``query``: dense and BM25 rankings (``fetch`` each, default
-        ``max(50, 10k)``) fused by RRF, inside the explicit ``filters`` or else the routed documents. Passages of
-        documents routing only prefers (``boost_doc_ids``: a year alone, a higher-level area) come first; other
-        documents fill the remaining places."""
+        ``max(50, 10k)``) fused by RRF, plus the fit of each passage's years to the years the question names
+        (:func:`time_fit`), inside the explicit ``filters``. The reports whose issuer or region the question names
+        are searched first, then those of a higher-level area it names, then all: evidence that orders, never a
+        filter that refuses."""
         docs, names = self.ready_docs()
         if not docs:
             return []
         q = to_simplified(query.strip())
         allowed = self.allowed_docs(filters, docs)
-        boost: set[str] = set()
         self.last_plan = None
-        places: Sequence[str] = ()
+        plan: QueryPlan | None = None
+        tiers: list[set[str]] = []
         if self.route:
             plan = understand(q, names)
-            places = plan.places
             if filters == SearchFilters():  # explicit filters win over routing
                 self.last_plan = plan
-                if plan.doc_ids:
-                    allowed = set(plan.doc_ids)
-                boost = set(plan.boost_doc_ids or ())
+            tiers = [set(plan.doc_ids), set(plan.boost_doc_ids)]
         if allowed is not None and not allowed:
             return []
         n = fetch or max(50, 10 * k)
-        vector = self.embedder.embed_query(dense_query(q, places) if self.route else q)
+        use_dense = "dense" in self.rankers
+        vector = self.embedder.embed_query(dense_query(q, plan.places if plan else ()) if self.route else q) \
+            if use_dense else None
         terms = lexical_terms(q)
         if not terms:
             log.warning("query %r yields no BM25 tokens; ranking by dense similarity only", query)
         ready = {d.doc_id: d for d in docs}
-        preferred = (boost if allowed is None else boost & allowed) & set(ready)
+        periods = self.periods() if plan is not None and plan.years else {}
         ranked: list[tuple[ChunkId, float]] = []
-        for scope, bonus in ([(preferred, BOOST)] if preferred else []) + [(allowed, 0.0)]:
-            fused = rrf_fuse((self.vectors.query(vector, n, scope), self.lexical.query(terms, n, scope)))
+        scopes = [(t if allowed is None else t & allowed) & set(ready) for t in tiers]
+        for i, scope in enumerate([s for s in scopes if s] + [allowed]):
+            rankings = ([self.vectors.query(vector, n, scope)] if vector is not None else []) + \
+                ([self.lexical.query(terms, n, scope)] if "lexical" in self.rankers else [])
+            fused = rrf_fuse(rankings)
+            if periods and plan is not None:
+                fused = {c: v + TIME_WEIGHT * time_fit(plan, *periods.get(c, ((), "", ()))) for c, v in fused.items()}
+            bonus = BOOST * (len(scopes) - i) if scope is not allowed else 0.0
             seen = {c for c, _ in ranked}
             ranked += [(c, fused[c] + bonus) for c in sorted(fused, key=lambda c: (-fused[c], c))
                        if c[0] in ready and c not in seen]
@@ -156,8 +173,22 @@ class Retriever:
             if ch is None:
                 continue
             out.append(SearchResult(ch.doc_id, ready[ch.doc_id].source, ch.section, ch.text, ch.start, ch.end,
-                                    round(score, 6)))
+                                    round(score, 6), ch.years, ch.kind, ch.mentions))
         return out
+
+
+def time_fit(plan: QueryPlan, years: Sequence[int], kind: str, mentions: Sequence[int] = ()) -> float:
+    """How well a passage's period fits the question: +1 when its part of the report is about a year the question
+    names (+0.5 more when it also states what is asked, a result or a target; -0.75 when it states the other); +0.3
+    when it only mentions such a year; -1 when it is about other years only; 0 when either side names none."""
+    if not plan.years or not years:
+        return 0.0
+    asked = set(plan.years)
+    if not asked & set(years):
+        return 0.3 if asked & set(mentions) else -1.0
+    if not kind:
+        return 1.0
+    return 1.5 if kind == plan.kind else 0.25
 
 
 def _names_match(key: str, d: DocRecord) -> bool:

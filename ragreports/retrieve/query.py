@@ -1,16 +1,16 @@
-"""Question understanding (pure): which reports a question is about, what kind of answer it wants.
+"""Question understanding (pure): what a question names and what kind of answer it wants.
 
-:func:`understand` reads the years a question names (``2024年``, ``2023年度``; relative years such as ``去年``
-are ignored: they have no anchor), the issuer/region it names (matched against the known documents' meta,
-short forms included: ``昆明市科技局`` = issuer ``昆明市科学技术局``, ``昆明`` = region ``昆明市``), and routes:
-``doc_ids`` (filter) when the named issuer/region is unambiguous, ``boost_doc_ids`` when it only partially
-matches (a higher-level area, or only a year). A report delivered in year N often reports on N-1 and plans N+1, so
-a named year matches, in order of preference, a report's reporting year; the year after it or its publication
-year; a year either side. A question naming a place or a year no known report covers is flagged ``out_of_scope`` so
-the answering stage refuses instead of answering from another report. ``keywords`` are the content words left for
+:func:`understand` reads the years a question names (``2024年``, ``2023年度``), whether it asks for a target or plan
+(``预期目标``) or for what happened, the issuer/region it names (matched against the known documents' meta, short
+forms included: ``昆明市科技局`` = issuer ``昆明市科学技术局``, ``昆明`` = region ``昆明市``), and which documents
+those are: ``doc_ids`` (the named issuer/region), ``boost_doc_ids`` (a higher-level area). That is evidence, never a
+gate: retrieval searches those documents first, passages are ranked by the years they speak about
+(:mod:`ragreports.extract.periods`), and :meth:`QueryPlan.allows` tells the answering stage which passages can
+answer (right years, and the named place and body, by the report's metadata or the passage's own text). A place no
+document's metadata knows narrows and refuses nothing by itself. ``keywords`` are the content words left for
 lexical scoring, ``qtype`` the kind of answer wanted and ``measure`` the unit a number question asks for
-(``多少项`` -> ``项``, ``成交额`` -> ``元``). Rules are data: ``ragreports/data/query_rules.yaml`` and the bureau
-short forms of ``meta_rules.yaml``.
+(``多少项`` -> ``项``, ``成交额`` -> ``元``). Rules are data: ``ragreports/data/query_rules.yaml`` and the organ
+table of ``bodies.yaml``.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragreports.data import load_rules
-from ragreports.extract.bodies import body_rules
+from ragreports.extract.bodies import GENERIC_ZONE_HEADS, body_rules
+from ragreports.extract.periods import PLAN, RESULT, asks_for_plan
 from ragreports.text.normalize import to_simplified
-from ragreports.types import Meta
+from ragreports.text.places import gazetteer
+from ragreports.types import Meta, SearchResult
 
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年(?:度)?")
 _CN_YEAR = re.compile(r"([〇零一二三四五六七八九]{4})\s*年")
@@ -46,12 +48,32 @@ class QueryPlan:
     years: tuple[int, ...] = ()
     places: tuple[str, ...] = ()  # issuer/region mentions matched to known documents
     unknown_places: tuple[str, ...] = ()  # place names that match no known document
-    doc_ids: tuple[str, ...] = ()  # filter to these documents (empty: no filter)
-    boost_doc_ids: tuple[str, ...] = ()  # prefer these documents
+    doc_ids: tuple[str, ...] = ()  # documents whose issuer/region the question names: searched first
+    boost_doc_ids: tuple[str, ...] = ()  # documents of a higher-level area it names: searched next
+    organ: str | None = None  # the organ the question names after a place (昆明市司法局 -> 司法局)
+    open_doc_ids: tuple[str, ...] = ()  # documents whose metadata names no place: nothing rules them out
     keywords: tuple[str, ...] = ()
     qtype: str = "what"  # number | date | who | what
     measure: str | None = None  # unit a number question asks for
-    out_of_scope: bool = False  # names a place/year no known report covers
+    kind: str = "result"  # "plan" when it asks for a target or plan (预期目标), else "result"
+
+    def allows(self, p: SearchResult) -> bool:
+        """Evidence that a passage can answer the question: it speaks about a year the question names (when it
+        knows its years), and it comes from a report of the place and body the question names, or names them
+        itself. Routing never refuses by itself: this is checked on the passages found."""
+        if self.years and p.years and not set(self.years) & {*p.years, *p.mentions}:
+            return False
+        if p.doc_id in self.doc_ids or p.doc_id in self.open_doc_ids:
+            return True
+        if p.doc_id in self.boost_doc_ids and not self.unknown_places:
+            return True  # a report of a place inside the area named, unless the question names another one there
+        named = [*self.places, *self.unknown_places]
+        if not named and not self.organ:
+            return True
+        text = to_simplified(p.text)
+        place_ok = not named or any(n in text for n in named)
+        organ_ok = not self.organ or any(f in text for f in organ_forms(self.organ))
+        return place_ok and organ_ok
 
 
 class QueryRulesFile(BaseModel):
@@ -202,23 +224,26 @@ def _unit_aliases(unit: str) -> set[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _posseg():
-    import jieba
-    import jieba.posseg as pseg
-
-    jieba.setLogLevel(logging.WARNING)
-    return pseg
+def _after_short_place() -> re.Pattern[str]:
+    """What may follow a short place name in a question (烟台人社局, 龙岗2023年…, 龙岗的…): an organ, a zone, or a
+    boundary (years are blanked out first)."""
+    return re.compile(body_rules().after_short_place.pattern + r"|\s|$|[，,。？?、的在]")
 
 
 def place_names(text: str) -> list[str]:
-    """Place names (jieba ``ns``) outside quoted titles, generic ones (全市, 高新区 …) dropped."""
-    body = _QUOTED.sub("，", text)
-    out = []
-    for tok in _posseg().cut(body):
-        w = tok.word.strip()
-        if tok.flag == "ns" and len(w) >= 2 and w not in rules().generic_places and w not in out:
-            out.append(w)
-    return out
+    """Places a question names outside quoted titles: units of the division table (full names, or short names at a
+    word boundary), functional zones (雄安新区), central-government bodies (水利部); a name inside a longer one
+    and generic words (全市, 高新区 …) dropped."""
+    body = _QUOTED.sub(lambda m: "，" * len(m.group(0)), text)
+    body = _CN_YEAR.sub(lambda m: " " * len(m.group(0)), _YEAR.sub(lambda m: " " * len(m.group(0)), body))
+    br = body_rules()
+    spans = [(m.start, m.end, m.name) for m in gazetteer().find(body, short_before=_after_short_place())]
+    spans += [(*m.span(), m.group(0)) for m in br.zone_re.finditer(body)
+              if not m.group(0).startswith(GENERIC_ZONE_HEADS)]
+    spans += [(*m.span(), m.group(0)) for m in br.national_re.finditer(body)]
+    kept = [(s, e, w) for s, e, w in spans
+            if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _ in spans)]
+    return [w for w in dict.fromkeys(w for _, _, w in sorted(kept)) if w not in rules().generic_places]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -298,30 +323,6 @@ def _organ_matches(mentioned: str, organs: frozenset[str]) -> bool:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _year_fits(meta: Meta, years: Sequence[int], tier: int) -> bool:
-    """Tier 0: the reporting year; 1: the year after it (plans) or the publication year; 2: within a year."""
-    pub = int(str(meta.published)[:4]) if meta.published and str(meta.published)[:4].isdigit() else None
-    if tier >= 2 and meta.year is None and pub is None:
-        return True  # an undated report cannot be ruled out
-    for y in years:
-        if meta.year is not None and y == meta.year:
-            return True
-        if tier >= 1 and ((pub is not None and y == pub) or (meta.year is not None and y == meta.year + 1)):
-            return True
-        if tier >= 2 and meta.year is not None and abs(y - meta.year) <= 1:
-            return True
-    return False
-
-
-def _by_year(docs: Sequence[_DocNames], years: Sequence[int]) -> list[_DocNames]:
-    """The documents of the best-fitting tier (see :func:`_year_fits`); empty when none fits."""
-    for tier in (0, 1, 2):
-        chosen = [d for d in docs if _year_fits(d.meta, years, tier)]
-        if chosen:
-            return chosen
-    return []
-
-
 def _keywords(text: str, remove: Sequence[tuple[int, int]]) -> tuple[str, ...]:
     """Quoted names whole, then the content words of the rest (jieba) minus question words and stopwords."""
     import jieba
@@ -348,8 +349,7 @@ def _keywords(text: str, remove: Sequence[tuple[int, int]]) -> tuple[str, ...]:
 def understand(question: str, docs: Sequence[tuple[str, Meta]]) -> QueryPlan:
     """Read a question: years, issuer/region mentions and routing, keywords, answer type and measure.
 
-    ``docs`` are the known documents as (doc_id, meta); with none, nothing is routed and nothing is out of scope
-    because of its place."""
+    ``docs`` are the known documents as (doc_id, meta); with none, nothing is routed."""
     text = normalise_question(question)
     years = find_years(text)
     names = [_doc_names(doc_id, meta) for doc_id, meta in docs]
@@ -366,23 +366,10 @@ def understand(question: str, docs: Sequence[tuple[str, Meta]]) -> QueryPlan:
             full.append(d)
         elif d.higher & mentioned:
             partial.append(d)
-
+    # without known documents there is nothing to tell a place from: no place evidence at all
     unknown = [p for p in place_names(text) if not any(p in a or a in p for a in mentioned)] if names else []
-    out_of_scope = (bool(unknown) or bool(mentions)) and not full and not partial
-    doc_ids: list[str] = []
-    boost: list[str] = []
-    if full:
-        chosen = _by_year(full, years) if years else full
-        out_of_scope = not chosen
-        doc_ids = [d.doc_id for d in chosen]
-        boost = [d.doc_id for d in (_by_year(partial, years) if years else partial)]
-    elif partial:
-        boost = [d.doc_id for d in (_by_year(partial, years) if years else partial)]
-    elif years and names and not out_of_scope:
-        boost = [d.doc_id for d in _by_year(names, years)]
-        out_of_scope = not boost  # names only years no known report covers
-    if out_of_scope:
-        doc_ids, boost = [], []
+    doc_ids = [d.doc_id for d in full]
+    boost = [d.doc_id for d in partial]
 
     remove = [(s, e) for s, e, _ in mentions] + [(e, e + len(o)) for e, o in organ_spans]
     qtype = question_type(text)
@@ -394,8 +381,10 @@ def understand(question: str, docs: Sequence[tuple[str, Meta]]) -> QueryPlan:
         unknown_places=tuple(unknown),
         doc_ids=tuple(doc_ids),
         boost_doc_ids=tuple(b for b in boost if b not in doc_ids),
+        organ=organ_spans[0][1] if organ_spans else None,
+        open_doc_ids=tuple(d.doc_id for d in names if not d.meta.region and not d.meta.issuer),
         keywords=_keywords(text, remove),
         qtype=qtype,
         measure=asked_measure(text) if qtype == "number" else None,
-        out_of_scope=out_of_scope,
+        kind=PLAN if asks_for_plan(_QUOTED.sub("", text)) else RESULT,
     )

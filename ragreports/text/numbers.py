@@ -197,11 +197,21 @@ def _approx_prefix(text: str, pos: int, bare: bool) -> tuple[bool, int]:
     return False, pos
 
 
+_COUNT_NOTE = re.compile(r"[（(]次[)）]")
+
+
 def match_unit(text: str, pos: int) -> tuple[str, str] | None:
-    """Longest unit starting at ``pos``: (surface, normalised unit) or None."""
+    """Longest unit starting at ``pos``: (surface, normalised unit) or None. A unit noted as counting occasions
+    (``3场(次)``, ``40人(次)``) is that count unit (场次, 人次) when there is one."""
     r = rules()
     m = r.unit_re.match(text, pos)
-    return (m.group(0), r.units[m.group(0)]) if m else None
+    if not m:
+        return None
+    unit = r.units[m.group(0)]
+    note = _COUNT_NOTE.match(text, m.end())
+    if note and unit + "次" in r.units:
+        return m.group(0) + note.group(0), r.units[unit + "次"]
+    return m.group(0), unit
 
 
 def _scan_tail(text: str, pos: int) -> tuple[int, str, bool, int] | None:

@@ -15,6 +15,7 @@ from ragreports.answer.engines import answer_question
 from ragreports.answer.llm import prompt_passages
 from ragreports.data import prompts_dir
 from ragreports.errors import ConfigError, ProviderError
+from ragreports.extract.periods import annotate_chunks
 from ragreports.ingest.chunking import chunk_document
 from ragreports.llm.fake import FakeChatModel
 from ragreports.llm.prompts import load_prompt
@@ -55,12 +56,13 @@ def _bigrams(s: str) -> set[str]:
 
 
 def passages_for(question: str, text: str = REPORT, doc_id: str = DOC, k: int = 5) -> list[SearchResult]:
-    """Stand-in retriever: chunks ranked by character-bigram overlap with the question."""
+    """Stand-in retriever: chunks (with the years they speak about, as ingest stores them) ranked by
+    character-bigram overlap with the question."""
     q = _bigrams(question)
-    chunks = chunk_document(doc_id, text, max_tokens=90, overlap_sentences=0)
+    chunks = annotate_chunks(chunk_document(doc_id, text, max_tokens=90, overlap_sentences=0), text, META)
     ranked = sorted(chunks, key=lambda c: (-len(q & _bigrams(c.text)), c.index))[:k]
-    return [SearchResult(c.doc_id, f"/reports/{doc_id}.txt", c.section, c.text, c.start, c.end, 1.0 / (i + 1))
-            for i, c in enumerate(ranked)]
+    return [SearchResult(c.doc_id, f"/reports/{doc_id}.txt", c.section, c.text, c.start, c.end, 1.0 / (i + 1),
+                         c.years, c.kind, c.mentions) for i, c in enumerate(ranked)]
 
 
 def ask(question: str, text: str = REPORT, **kw):

@@ -471,10 +471,12 @@ def _perturbed_dump(rng: random.Random, suite) -> dict:
         for gq in g.questions:
             if rng.random() < 0.05:
                 continue
-            ans = rng.choice([gq.answer, "答案是" + gq.answer, "x" * 90 + gq.answer, "报告没有说明", "1" + gq.answer])
-            cq = gq.quote if rng.random() < 0.7 else gq.quote[2:]
+            gold_answer, gold_quote = gq.answer or "无此事项", gq.quote or "无关段落"  # unanswerable: any text
+            ans = rng.choice([gold_answer, "答案是" + gold_answer, "x" * 90 + gold_answer, "报告没有说明",
+                              "1" + gold_answer])
+            cq = gold_quote if rng.random() < 0.7 else gold_quote[2:]
             ret = [{"doc_id": rng.choice([doc, "other"]), "source": "", "section": "", "start": 0, "end": 0,
-                    "score": 0.0, "text": rng.choice([gq.quote, "无关段落", "前文" + gq.quote + "后文"])}
+                    "score": 0.0, "text": rng.choice([gold_quote, "无关段落", "前文" + gold_quote + "后文"])}
                    for _ in range(5)]
             questions.append({"report": g.report, "question": gq.question, "answer": ans,
                               "refused": rng.random() < 0.1,
@@ -673,7 +675,7 @@ def test_dev_suite_with_the_real_workspace(tmp_path):
     s = Settings(home=tmp_path / "home", embedder="hash", llm="none")
     r = run_eval(DEV_SUITE, s)
     out = eval_report.render_json(r)
-    assert out["reports"] == 5 and out["qa"]["questions"] == 60
+    assert out["reports"] == 5 and out["qa"]["questions"] == 75 and out["qa"]["unanswerable"] == 15
     assert not (tmp_path / "home").exists()
     theirs = _rescorer().rescore(DEV_SUITE, json.loads(json.dumps(eval_report.dump_predictions(r))))
     assert _subset(theirs, SHAPE) == _subset(out, SHAPE)

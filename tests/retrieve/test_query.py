@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ragreports.retrieve.query import asked_measure, find_years, question_type, split_units, understand
-from ragreports.types import Meta
+from ragreports.types import Meta, SearchResult
 
 DOCS = [
     ("km24", Meta("昆明市科学技术局", "昆明市", 2024, "2025-03-06")),
@@ -82,36 +82,73 @@ def test_split_units(region, units):
 
 
 ROUTING = [
-    # question, doc_ids, boost, out_of_scope
-    ("2024年昆明市科技局登记技术合同多少项？", ("km24",), (), False),
-    ("2024年昆明市科学技术局登记技术合同多少项？", ("km24",), (), False),
-    ("2024年昆明科技局登记技术合同多少项？", ("km24",), (), False),  # region short form
-    ("昆明市科技局依法治理工作领导小组由谁担任组长？", ("km24", "km23"), (), False),
-    ("2025年昆明市科技局在科学立法方面有什么打算？", ("km24",), (), False),  # plans for N+1 are in report N
-    ("昆明市科技局报告中2022年全社会研发投入强度是多少？", ("km23",), (), False),  # within a year
-    ("2024年昆明市司法局开展了几次普法活动？", ("kmsf24",), (), False),  # organ decides between bureaus
-    ("2024年昆明市开展了几次普法活动？", ("km24", "kmsf24"), (), False),  # region only: every bureau
-    ("江门市科技局委托和下放到江海区科技线的管理职权共有多少项？", ("jh20",), (), False),
-    ("2020年江海区科技局的主要负责人是谁？", ("jh20",), (), False),
-    ("2020年江门市有多少家企业完成统计上报？", (), ("jh20",), False),  # higher-level area only: boost
-    ("2021年鹤壁市科技局组织了几次学法？", ("hb21",), (), False),  # issuer only, 中共…党组 stripped
-    ("2024年登記技術合同多少項？", (), ("km24", "kmsf24", "cz24"), False),  # year only: boost, Traditional
-    ("2024年北京市科技局办理了多少件行政复议案件？", (), (), True),  # unknown place
-    ("2019年常州市科技局组织了几次集中学习？", (), (), True),  # known issuer, year not covered
-    ("2015年登记技术合同多少项？", (), (), True),  # no report covers the year
-    ("昆明市统计局发布了多少条信息？", (), (), True),  # known region, unknown organ
-    ("某市的GDP是多少？", (), (), False),  # names nothing: answering decides
-    ("《江门高新区企业创新能力评估研究》由哪家机构开展？", (), ("jh20",), False),  # a known place in a title routes
-    ("《杭州市科技创新条例》共有多少条？", (), (), False),  # an unknown place inside a title is no mention
+    # question, doc_ids (the named issuer/region: searched first), boost (a higher-level area), unknown places
+    ("2024年昆明市科技局登记技术合同多少项？", ("km24", "km23"), (), ()),  # years rank passages, never documents
+    ("2024年昆明市科学技术局登记技术合同多少项？", ("km24", "km23"), (), ()),
+    ("2024年昆明科技局登记技术合同多少项？", ("km24", "km23"), (), ()),  # region short form
+    ("2024年昆明市司法局开展了几次普法活动？", ("kmsf24",), (), ()),  # the organ decides between bureaus
+    ("2024年昆明市开展了几次普法活动？", ("km24", "km23", "kmsf24"), (), ()),  # region only: every bureau
+    ("江门市科技局委托和下放到江海区科技线的管理职权共有多少项？", ("jh20",), (), ()),
+    ("2020年江海区科技局的主要负责人是谁？", ("jh20",), (), ()),
+    ("2020年江门市有多少家企业完成统计上报？", (), ("jh20",), ()),  # higher-level area only: boost
+    ("2021年鹤壁市科技局组织了几次学法？", ("hb21",), (), ()),  # issuer only, 中共…党组 stripped
+    ("2024年登記技術合同多少項？", (), (), ()),  # a year alone routes no document (Traditional read too)
+    ("2024年北京市科技局办理了多少件行政复议案件？", (), (), ("北京市",)),  # a place no report's metadata knows
+    ("2024年江门市蓬江区科技局受理了多少件申请？", (), ("jh20",), ("蓬江区",)),  # another district of the city
+    ("2023年雄安新区地区生产总值是多少？", (), (), ("雄安新区",)),  # a functional zone
+    ("2017年水利部修订发布了什么名录？", (), (), ("水利部",)),  # a central-government body
+    ("2022年烟台市新增城镇就业多少人？", (), (), ("烟台市",)),  # 新增城镇 hides no 增城
+    ("某市的GDP是多少？", (), (), ()),  # names nothing: answering decides
+    ("《江门高新区企业创新能力评估研究》由哪家机构开展？", (), ("jh20",), ()),  # a known place in a title routes
+    ("《杭州市科技创新条例》共有多少条？", (), (), ()),  # an unknown place inside a title is no mention
 ]
 
 
-@pytest.mark.parametrize("question, doc_ids, boost, out_of_scope", ROUTING)
-def test_routing(question, doc_ids, boost, out_of_scope):
+@pytest.mark.parametrize("question, doc_ids, boost, unknown", ROUTING)
+def test_routing(question, doc_ids, boost, unknown):
     plan = understand(question, DOCS)
     assert set(plan.doc_ids) == set(doc_ids)
     assert set(plan.boost_doc_ids) == set(boost)
-    assert plan.out_of_scope is out_of_scope
+    assert plan.unknown_places == unknown
+
+
+def _passage(doc_id, text, years=(), kind="", mentions=()):
+    return SearchResult(doc_id, f"/r/{doc_id}.txt", "", text, 0, len(text), 1.0, years, kind, mentions)
+
+
+@pytest.mark.parametrize("question, passage, allowed", [
+    # the named report, a year it is about
+    ("2024年昆明市科技局登记技术合同多少项？", _passage("km24", "登记技术合同13311项。", (2024,)), True),
+    # the named report, other years only: the answer is not there
+    ("2019年昆明市科技局登记技术合同多少项？", _passage("km24", "登记技术合同13311项。", (2024,)), False),
+    ("2019年昆明市科技局登记技术合同多少项？", _passage("km24", "比2019年增长", (2024,), "", (2019,)), True),
+    # a passage that does not know its years is not ruled out by them
+    ("2019年昆明市科技局登记技术合同多少项？", _passage("km24", "登记技术合同13311项。"), True),
+    # a report of another place is ruled out, unless its passage names the place asked about
+    ("2024年北京市科技局登记技术合同多少项？", _passage("km24", "登记技术合同13311项。", (2024,)), False),
+    ("2024年北京市科技局登记技术合同多少项？", _passage("km24", "与北京市科技局共建平台。", (2024,)), True),
+    # a higher-level area allows its district's report, unless the question names another district there
+    ("2020年江门市有多少家企业完成统计上报？", _passage("jh20", "完成统计上报126家。", (2020,)), True),
+    ("2020年江门市蓬江区科技局受理了多少件申请？", _passage("jh20", "受理申请12件。", (2020,)), False),
+    # another organ of the named place is ruled out, unless the passage names it
+    ("2024年昆明市统计局发布了多少条信息？", _passage("km24", "公开信息56条。", (2024,)), False),
+    ("2024年昆明市统计局发布了多少条信息？", _passage("km24", "昆明市统计局发布信息56条。", (2024,)), True),
+    # a report whose metadata names no place cannot be ruled out by a place
+    ("2024年北京市科技局登记技术合同多少项？", _passage("open", "登记技术合同13311项。", (2024,)), True),
+])
+def test_plan_allows_passages_on_evidence(question, passage, allowed):
+    docs = DOCS + [("open", Meta(None, None, 2024, None))]
+    assert understand(question, docs).allows(passage) is allowed
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("龙岗区2024年地区生产总值增长的预期目标是多少？", "plan"),
+    ("2023年龙岗区实现地区生产总值多少？", "result"),
+    ("2022年广东省地区生产总值预计达到多少？", "result"),  # 预计 estimates a result
+    ("《2024年工作计划》印发了几份？", "result"),  # a plan inside a quoted title asks for nothing
+])
+def test_kind_of_answer_asked(question, kind):
+    assert understand(question, DOCS).kind == kind
 
 
 @pytest.mark.parametrize("question, present, absent", [
@@ -152,5 +189,6 @@ def test_understand_is_total_and_routes_to_known_docs(question):
     known = {d for d, _ in DOCS}
     assert set(plan.doc_ids) <= known and set(plan.boost_doc_ids) <= known
     assert not set(plan.doc_ids) & set(plan.boost_doc_ids)
+    assert plan.kind in {"plan", "result"}
     assert plan.qtype in {"number", "date", "who", "what"}
     assert understand(question, DOCS) == plan  # deterministic

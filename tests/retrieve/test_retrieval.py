@@ -84,11 +84,20 @@ def test_routing_by_named_year_or_issuer(ws, question, docs):
     assert len(hits) == 5 and {h.doc_id for h in hits} <= docs
 
 
-def test_preferred_documents_come_first_then_others_fill(ws):
+def test_a_named_year_ranks_passages_about_it_first_and_never_filters(ws):
     n_2018 = len(ws.chunks("jiangyin-kjj-2018"))
     hits = ws.search("2018年科技局开展了哪些普法宣传活动？", k=n_2018 + 3)
-    assert [h.doc_id for h in hits[:n_2018]] == ["jiangyin-kjj-2018"] * n_2018
-    assert len(hits) == n_2018 + 3 and all(h.doc_id != "jiangyin-kjj-2018" for h in hits[n_2018:])
+    assert [h.doc_id for h in hits[:5]] == ["jiangyin-kjj-2018"] * 5 and all(2018 in h.years for h in hits[:5])
+    assert len(hits) == n_2018 + 3  # other reports fill: a year is evidence that orders, not a filter
+    assert {h.doc_id for h in hits} - {"jiangyin-kjj-2018"}
+    assert sum(h.doc_id == "jiangyin-kjj-2018" for h in hits) >= 3 * n_2018 // 4
+
+
+def test_an_issuer_searches_its_reports_first_then_others_fill(ws):
+    n = len(ws.chunks("kunming-kjj-2024"))
+    hits = ws.search("昆明市科技局开展了哪些普法宣传活动？", k=n + 3)
+    assert [h.doc_id for h in hits[:n]] == ["kunming-kjj-2024"] * n
+    assert len(hits) == n + 3 and all(h.doc_id != "kunming-kjj-2024" for h in hits[n:])
 
 
 def test_document_list_follows_ingest_and_delete(tmp_path):

@@ -252,7 +252,7 @@ def _gold_quotes() -> list[tuple[str, str, str]]:
     for gold in sorted((DEV / "gold").glob("*.yaml")):
         data = yaml.safe_load(gold.read_text(encoding="utf-8"))
         quotes = [("fact", f["quote"]) for f in data.get("facts") or []]
-        quotes += [("question", q["quote"]) for q in data.get("questions") or []]
+        quotes += [("question", q["quote"]) for q in data.get("questions") or [] if q["quote"] is not None]
         quotes += [(f"section:{k}", q) for k, v in (data.get("sections") or {}).items() for q in v]
         out += [(data["report"], kind, q) for kind, q in quotes]
     return out
