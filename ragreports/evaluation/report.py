@@ -71,7 +71,7 @@ def report_misses(rs: ReportScore) -> dict[str, Any]:
 # -- JSON --------------------------------------------------------------------------------------------------------
 def render_json(run: EvalRun) -> dict[str, Any]:
     """The ``ragreports eval --json`` object (spec/cli-json.md) plus extra keys: engine, repeat, thresholds,
-    failures, baseline, repeat_stats, warnings, errors, per_report (with misses)."""
+    failures, baseline, repeat_stats, llm_usage (engine llm), warnings, errors, per_report (with misses)."""
     s = run.scores
     out: dict[str, Any] = {
         "suite": run.suite,
@@ -95,6 +95,8 @@ def render_json(run: EvalRun) -> dict[str, Any]:
         out["baseline"] = {k: d.model_dump() for k, d in run.deltas.items()}
     if run.repeat_stats is not None:
         out["repeat_stats"] = run.repeat_stats.model_dump()
+    if run.llm_usage is not None:
+        out["llm_usage"] = dict(run.llm_usage)
     out["warnings"] = list(run.warnings)
     out["errors"] = [e.model_dump() for e in run.errors]
     out["per_report"] = [{**report_metrics(rs), "misses": report_misses(rs)} for rs in run.report_scores]
@@ -147,6 +149,9 @@ def print_summary(run: EvalRun, console) -> None:
                   f"{s.facts.unsupported} right value with unsupported source · questions: {s.qa.correct}/"
                   f"{s.qa.questions} correct, {s.qa.refused} refused · section points: {s.sections.covered}/"
                   f"{s.sections.points} · evidence checked: {s.grounding.checked}")
+    if (u := run.llm_usage) is not None:
+        console.print(f"model: {u['calls']} call(s), {u['errors']} failed · tokens {u['input_tokens']} in, "
+                      f"{u['output_tokens']} out · {u['latency_s']:.1f}s in the model")
     for w in run.warnings:
         console.print(f"[yellow]warning:[/] {w}", markup=True, highlight=False)
     for e in run.errors:
