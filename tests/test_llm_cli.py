@@ -270,3 +270,21 @@ def test_eval_llm_sums_tokens_and_time_per_suite(fake_env, tmp_path):
     assert {x["prompt"] for x in lines} == {"answer@2", "brief@1"}
     extractive = json.loads(run_cli(e, "eval", str(suite), "--json").stdout)
     assert "llm_usage" not in extractive
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to watch connect() calls")
+def test_llm_engines_with_the_fake_attempt_no_connection(fake_env, tmp_path):
+    """LangChain on the ask/summarize path (LangSmith unset) opens no IP connection: nothing reaches the network
+    unless a remote provider is configured."""
+    for var in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"):
+        fake_env.pop(var, None)
+    log = tmp_path / "connect.txt"
+    for i, args in enumerate((["ask", "全年组织集中学法几次？", "--engine", "llm", "--json"],
+                              ["summarize", "report", "--engine", "llm", "--json"])):
+        out = tmp_path / f"{i}.txt"
+        p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=connect", "-o", str(out), sys.executable, "-m",
+                            "ragreports", *args], capture_output=True, text=True, env=fake_env, timeout=600)
+        assert p.returncode == 0, p.stderr[-1500:]
+        log.write_text(log.read_text() + out.read_text() if log.exists() else out.read_text())
+    inet = [line for line in log.read_text().splitlines() if "AF_INET" in line]
+    assert inet == [], inet[:5]
