@@ -149,9 +149,6 @@ def print_summary(run: EvalRun, console) -> None:
                   f"{s.facts.unsupported} right value with unsupported source · questions: {s.qa.correct}/"
                   f"{s.qa.questions} correct, {s.qa.refused} refused · section points: {s.sections.covered}/"
                   f"{s.sections.points} · evidence checked: {s.grounding.checked}")
-    if (u := run.llm_usage) is not None:
-        console.print(f"model: {u['calls']} call(s), {u['errors']} failed · tokens {u['input_tokens']} in, "
-                      f"{u['output_tokens']} out · {u['latency_s']:.1f}s in the model")
     for w in run.warnings:
         console.print(f"[yellow]warning:[/] {w}", markup=True, highlight=False)
     for e in run.errors:
@@ -160,6 +157,9 @@ def print_summary(run: EvalRun, console) -> None:
         console.print(f"[yellow]{len(run.repeat_stats.flaky)} flaky question(s) over {run.repeat} runs:[/]")
         for q in run.repeat_stats.flaky:
             console.print(f"  {q.pass_rate:.0%}  {q.report}: {q.question}", highlight=False)
+    if (u := run.llm_usage) is not None:
+        console.print(f"model: {u['calls']} call(s), {u['errors']} failed · tokens {u['input_tokens']} in, "
+                      f"{u['output_tokens']} out · {u['latency_s']:.1f}s in the model")
     console.print("[green]PASSED[/]" if run.passed else "[red]FAILED[/]: " + "; ".join(run.failures))
 
 
