@@ -263,13 +263,15 @@ def test_eval_llm_sums_tokens_and_time_per_suite(fake_env, tmp_path):
     llm = json.loads(run_cli(e, "--trace", str(trace), "eval", str(suite), "--engine", "llm", "--json").stdout)
     lines = trace_lines(trace)
     usage = llm["llm_usage"]
-    assert usage["calls"] == len(lines) > 1 and usage["errors"] == 0
+    assert usage["calls"] == len(lines) > 1 and usage["errors"] == 0 and isinstance(usage["calls"], int)
     assert usage["input_tokens"] == sum(x["input_tokens"] for x in lines) > 0
     assert usage["output_tokens"] == sum(x["output_tokens"] for x in lines) > 0
     assert usage["latency_s"] == pytest.approx(sum(x["latency_s"] for x in lines), abs=0.01)
     assert {x["prompt"] for x in lines} == {"answer@2", "brief@1"}
     extractive = json.loads(run_cli(e, "eval", str(suite), "--json").stdout)
     assert "llm_usage" not in extractive
+    readable = run_cli(e, "eval", str(suite), "--engine", "llm", "--misses", "0").stdout
+    assert f"model: {usage['calls']} call(s), 0 failed" in readable
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to watch connect() calls")

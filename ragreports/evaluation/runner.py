@@ -94,7 +94,7 @@ class EvalRun(BaseModel):
     texts: dict[str, str] = Field(default_factory=dict)  # doc_id -> normalised text (grounding, dump)
     warnings: list[str] = Field(default_factory=list)
     errors: list[PipelineError] = Field(default_factory=list)
-    llm_usage: dict[str, float] | None = None  # engine llm: model calls, errors, tokens in/out, seconds (all runs)
+    llm_usage: dict[str, int | float] | None = None  # engine llm: calls, errors, tokens in/out, seconds (all runs)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -454,7 +454,7 @@ def run_eval(suite_path: str | Path, settings: Settings, *, engine: str = "extra
     return finish(run_obj, thresholds, base)
 
 
-def llm_usage(ws) -> dict[str, float] | None:
+def llm_usage(ws) -> dict[str, int | float] | None:
     """Calls, tokens and model time summed over the suite, from the trace of the workspace's chat model."""
     chat_model = getattr(ws, "chat_model", None)
     trace = getattr(chat_model() if callable(chat_model) else None, "trace", None)
