@@ -14,14 +14,17 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ragreports.brief import render
 from ragreports.config import Settings, load_settings
 from ragreports.errors import ConfigError, RagReportsError
 from ragreports.evaluation import report as eval_report
 from ragreports.evaluation.runner import parse_min, run_eval
+from ragreports.llm.streaming import draft_handler
 from ragreports.workspace import Workspace
 
 app = typer.Typer(
@@ -59,13 +62,19 @@ def _root(
     home: Path | None = typer.Option(None, "--home",
                                      help="Index location (default: RAGREPORTS_HOME or a per-user data dir)."),
     embedder: str | None = typer.Option(None, "--embedder", help="e5-small | use | openai:MODEL | hash"),
-    llm: str | None = typer.Option(None, "--llm", help="none | openai:MODEL | gguf:PATH | fake"),
+    llm: str | None = typer.Option(None, "--llm", help="none | fake | gguf:PATH | PROVIDER:MODEL (openai:gpt-4o-mini, "
+                                   "ollama:qwen2.5:7b, deepseek:deepseek-chat, ...)"),
     chroma_url: str | None = typer.Option(None, "--chroma-url",
                                           help="Use a Chroma server instead of the on-disk store."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
                                  help="Log details (model calls, tokens, timings) to stderr."),
+    trace: Path | None = typer.Option(None, "--trace", help="Append one JSON line per model call to this file "
+                                      "(model, prompt, tokens, latency, outcome)."),
+    trace_content: bool = typer.Option(False, "--trace-content",
+                                       help="With --trace: also keep the messages sent and the replies."),
 ) -> None:
-    _state["overrides"] = {"home": home, "embedder": embedder, "llm": llm, "chroma_url": chroma_url}
+    _state["overrides"] = {"home": home, "embedder": embedder, "llm": llm, "chroma_url": chroma_url,
+                           "llm_trace": trace, "llm_trace_content": trace_content or None}
     _state["verbose"] = verbose
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -219,12 +228,18 @@ def ask(
     engine: str = typer.Option("extractive", "--engine", help="extractive (offline) | llm"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Answer a question from the reports, with verified citations (or refuse)."""
-    ans, _ = _workspace().ask(question, k=k, doc=doc, year=year, issuer=issuer, engine=engine)
+    """Answer a question from the reports, with verified citations (or refuse). With --engine llm on a terminal the
+    model's draft is shown as it is written, then replaced by the verified answer."""
+    ws, out = _workspace(), _out()
+    if engine == "llm" and not as_json and out.is_terminal:
+        with Live(Text(""), console=out, transient=True) as live:
+            draft = draft_handler("answer", lambda t: live.update(Text(t, style="dim")))
+            ans, _ = ws.ask(question, k=k, doc=doc, year=year, issuer=issuer, engine=engine, callbacks=[draft])
+    else:
+        ans, _ = ws.ask(question, k=k, doc=doc, year=year, issuer=issuer, engine=engine)
     if as_json:
         _print_json(ans.to_dict())
         return
-    out = _out()
     out.print(f"[bold]{ans.answer}[/]" if not ans.refused else f"[yellow]{ans.answer}[/]")
     for c in ans.citations:
         out.print(f"  [dim]—[/] {Path(c.source).name} › {c.section or '(preamble)'} › 「{c.quote}」 "
@@ -396,7 +411,7 @@ def main() -> None:
     try:
         app()
     except RagReportsError as exc:
-        _err().print(f"[red]error:[/] {exc}", highlight=False)
+        _err().print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _err().print("[yellow]interrupted[/]; the index stays consistent — re-run the command to finish")

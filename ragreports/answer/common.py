@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
 from ragreports.data import load_rules
 from ragreports.retrieve.query import QueryPlan
-from ragreports.types import Answer
+from ragreports.types import Answer, SearchResult
 
 REFUSAL = "报告中未找到相关信息。"
 
@@ -84,6 +85,13 @@ def missing_keywords(plan: QueryPlan, doc_text: str) -> list[str]:
                 continue
         out.append(kw)
     return out
+
+
+def answerable_passages(plan: QueryPlan, passages: Sequence[SearchResult], texts: Mapping[str, str]
+                        ) -> list[SearchResult]:
+    """The passages that can answer: the question's evidence allows them (:meth:`QueryPlan.allows`) and their
+    report writes what the question asks about (:func:`missing_keywords`). Both engines answer from these only."""
+    return [p for p in passages if plan.allows(p) and not missing_keywords(plan, texts.get(p.doc_id, p.text))]
 
 
 def refusal(question: str, engine: str, prompt: str | None = None) -> Answer:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ragreports.answer.common import clip, is_injection, key, missing_keywords, refusal, rules
+from ragreports.answer.common import answerable_passages, clip, is_injection, key, refusal, rules
 from ragreports.retrieve.query import QueryPlan
 from ragreports.text.grounding import QuoteLocator
 from ragreports.text.normalize import longest_common_run
@@ -322,7 +322,7 @@ def answer_extractive(question: str, passages: Sequence[SearchResult], texts: Ma
                       plan: QueryPlan) -> Answer:
     """Extractive engine: the best-scoring clause of the passages the question's evidence allows
     (:meth:`QueryPlan.allows`: right years, named place and body), answer first, or a refusal."""
-    passages = [p for p in passages if plan.allows(p) and not missing_keywords(plan, texts.get(p.doc_id, p.text))]
+    passages = answerable_passages(plan, passages, texts)
     if not passages:
         return refusal(question, "extractive")
     cands, scorer = _candidates(plan, passages, texts)

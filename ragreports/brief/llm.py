@@ -1,11 +1,12 @@
-"""The ``llm`` engine of the standard brief (``summarize(..., engine="llm")``, :mod:`ragreports.brief.engines`).
+"""The ``llm`` engine of the standard brief (``summarize(..., engine="llm")``, :mod:`ragreports.brief.engines`): one
+LangChain chain, :func:`brief_chain`.
 
 The report is sent to a chat model with ``prompts/brief.yaml``, one part at a time (top-level sections packed to
-``context_chars``). The reply is parsed and validated as :class:`LLMBrief` by
-:func:`ragreports.llm.structured.complete_structured` (bounded re-asks, then ``StructuredOutputError``). Every quote the
+``context_chars``). The reply comes through ``with_structured_output`` and is validated as :class:`LLMBrief` by
+:func:`ragreports.llm.structured.structured_output` (bounded re-asks, then ``StructuredOutputError``). Every quote the
 model gives is located in the report (:class:`~ragreports.text.grounding.QuoteLocator`); an item with a quote that is
 not found is dropped and counted. A reply that stays invalid after the re-asks degrades to the extractive brief,
-with a warning.
+with a warning; a provider failure is a ProviderError.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from ragreports.brief.extractive import brief_base, choose_topic, extractive_bri
 from ragreports.brief.model import FIELDS, Brief, BriefItem, EvidenceModel, GeneratedBy
 from ragreports.data import prompts_dir as packaged_prompts_dir
 from ragreports.errors import ConfigError, StructuredOutputError
-from ragreports.llm.base import ChatModel
+from ragreports.llm.base import ChatModel, invoke
 from ragreports.llm.prompts import load_prompt
-from ragreports.llm.structured import complete_structured
+from ragreports.llm.structured import structured_output
 from ragreports.text.grounding import QuoteLocator
 from ragreports.text.outline import parse_outline
 from ragreports.types import Document, Fact
@@ -74,36 +75,62 @@ def report_parts(text: str, max_chars: int) -> list[tuple[int, int]]:
     return parts
 
 
-def llm_items(text: str, chat_model: ChatModel, *, prompts_dir: Path | None, reasks: int = 2,
-              context_chars: int = 3500,
-              cues: Cues | None = None) -> tuple[dict[str, list[BriefItem]], int, str]:
-    """(items per field, dropped item count, prompt ref) from a chat model; quotes are located, never trusted.
+def brief_chain(chat_model: ChatModel, *, prompts_dir: Path | None = None, reasks: int = 2,
+                context_chars: int = 3500, cues: Cues | None = None):
+    """The llm brief engine as one LangChain (LCEL) chain: report text -> ``(items per field, dropped count)``.
 
-    Raises ``StructuredOutputError`` when a part's reply stays invalid after ``reasks`` re-asks.
+    The report's parts (:func:`report_parts`) each go through ``prompts/brief.yaml`` (a ChatPromptTemplate) -> the
+    chat model with structured output (:class:`LLMBrief`, at most ``reasks`` re-asks; then StructuredOutputError);
+    every quote is then located in the report, and an item with a quote that is not found is dropped and counted.
     """
+    from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+
     cues = cues or load_cues()
     pdir = Path(prompts_dir) if prompts_dir else packaged_prompts_dir()
     prompt = load_prompt(PROMPT_NAME, pdir)
-    locator = QuoteLocator(text)
-    out: dict[str, list[BriefItem]] = {f: [] for f in FIELDS}
-    dropped = 0
-    for s, e in report_parts(text, context_chars):
-        messages = prompt.messages(topics="、".join(cues.topics), report=text[s:e])
-        reply = complete_structured(chat_model, messages, LLMBrief, reasks=reasks, prompt=prompt.ref,
-                                    prompts_dir=pdir)
-        for field in FIELDS:
-            for it in getattr(reply, field):
-                evs = [locator.locate(q, hint=s) for q in it.quotes]
-                if not evs or any(ev is None for ev in evs):
-                    dropped += 1
-                    log.info("dropped a %s item whose quote is not in the report: %r", field, it.quotes)
-                    continue
-                topic = it.topic if it.topic in cues.topics else None
-                if field == "measures" and topic is None:
-                    topic = choose_topic("", (), it.text + " ".join(ev.quote for ev in evs), cues)
-                out[field].append(BriefItem(topic=topic if field == "measures" else None, text=it.text.strip(),
-                                            evidence=[EvidenceModel(**ev.to_dict()) for ev in evs]))
-    return out, dropped, prompt.ref
+    structured = structured_output(chat_model, LLMBrief, reasks=reasks, prompts_dir=pdir)
+    topics = "、".join(cues.topics)
+
+    def parts(text: str) -> list[dict]:
+        return [{"text": text, "start": s, "end": e} for s, e in report_parts(text, context_chars)]
+
+    def verify(replies: list[dict]) -> tuple[dict[str, list[BriefItem]], int]:
+        out: dict[str, list[BriefItem]] = {f: [] for f in FIELDS}
+        dropped = 0
+        locator = QuoteLocator(replies[0]["text"]) if replies else None
+        for part in replies:
+            for field in FIELDS:
+                for it in getattr(part["reply"], field):
+                    evs = [locator.locate(q, hint=part["start"]) for q in it.quotes]
+                    if not evs or any(ev is None for ev in evs):
+                        dropped += 1
+                        log.info("dropped a %s item whose quote is not in the report: %r", field, it.quotes)
+                        continue
+                    topic = it.topic if it.topic in cues.topics else None
+                    if field == "measures" and topic is None:
+                        topic = choose_topic("", (), it.text + " ".join(ev.quote for ev in evs), cues)
+                    out[field].append(BriefItem(topic=topic if field == "measures" else None, text=it.text.strip(),
+                                                evidence=[EvidenceModel(**ev.to_dict()) for ev in evs]))
+        return out, dropped
+
+    ask = RunnablePassthrough.assign(reply=(lambda p: {"topics": topics, "report": p["text"][p["start"]:p["end"]]})
+                                     | prompt.to_langchain() | structured)
+    return RunnableLambda(parts) | ask.map() | RunnableLambda(verify)
+
+
+def llm_items(text: str, chat_model: ChatModel, *, prompts_dir: Path | None, reasks: int = 2,
+              context_chars: int = 3500,
+              cues: Cues | None = None) -> tuple[dict[str, list[BriefItem]], int, str]:
+    """(items per field, dropped item count, prompt ref) from :func:`brief_chain`; quotes are located, never
+    trusted. The parts go to the model one at a time, in order.
+
+    Raises ``StructuredOutputError`` when a part's reply stays invalid after ``reasks`` re-asks.
+    """
+    pdir = Path(prompts_dir) if prompts_dir else packaged_prompts_dir()
+    ref = load_prompt(PROMPT_NAME, pdir).ref
+    chain = brief_chain(chat_model, prompts_dir=pdir, reasks=reasks, context_chars=context_chars, cues=cues)
+    items, dropped = invoke(chain, text, chat_model, {**chat_model.config(ref), "max_concurrency": 1})
+    return items, dropped, ref
 
 
 def llm_brief(doc: Document, facts: Sequence[Fact] = (), *, chat_model, prompts_dir: Path | None = None,

@@ -78,7 +78,7 @@ def report_misses(rs: ReportScore) -> dict[str, Any]:
 # -- JSON --------------------------------------------------------------------------------------------------------
 def render_json(run: EvalRun) -> dict[str, Any]:
     """The ``ragreports eval --json`` object (spec/cli-json.md) plus extra keys: engine, repeat, thresholds,
-    failures, baseline, repeat_stats, warnings, errors, per_report (with misses)."""
+    failures, baseline, repeat_stats, llm_usage (engine llm), warnings, errors, per_report (with misses)."""
     s = run.scores
     out: dict[str, Any] = {
         "suite": run.suite,
@@ -103,6 +103,8 @@ def render_json(run: EvalRun) -> dict[str, Any]:
         out["baseline"] = {k: d.model_dump() for k, d in run.deltas.items()}
     if run.repeat_stats is not None:
         out["repeat_stats"] = run.repeat_stats.model_dump()
+    if run.llm_usage is not None:
+        out["llm_usage"] = dict(run.llm_usage)
     out["warnings"] = list(run.warnings)
     out["errors"] = [e.model_dump() for e in run.errors]
     out["per_report"] = [{**report_metrics(rs), "misses": report_misses(rs)} for rs in run.report_scores]
@@ -164,6 +166,9 @@ def print_summary(run: EvalRun, console) -> None:
         console.print(f"[yellow]{len(run.repeat_stats.flaky)} flaky question(s) over {run.repeat} runs:[/]")
         for q in run.repeat_stats.flaky:
             console.print(f"  {q.pass_rate:.0%}  {q.report}: {q.question}", highlight=False)
+    if (u := run.llm_usage) is not None:
+        console.print(f"model: {u['calls']} call(s), {u['errors']} failed · tokens {u['input_tokens']} in, "
+                      f"{u['output_tokens']} out · {u['latency_s']:.1f}s in the model")
     console.print("[green]PASSED[/]" if run.passed else "[red]FAILED[/]: " + "; ".join(run.failures))
 
 

@@ -94,6 +94,7 @@ class EvalRun(BaseModel):
     texts: dict[str, str] = Field(default_factory=dict)  # doc_id -> normalised text (grounding, dump)
     warnings: list[str] = Field(default_factory=list)
     errors: list[PipelineError] = Field(default_factory=list)
+    llm_usage: dict[str, int | float] | None = None  # engine llm: calls, errors, tokens in/out, seconds (all runs)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -445,6 +446,7 @@ def run_eval(suite_path: str | Path, settings: Settings, *, engine: str = "extra
                 runs.append((result.scores, result.reports))
                 if run == 0:
                     first_preds = raw
+            usage = llm_usage(ws) if engine == "llm" else None
         finally:
             close = getattr(ws, "close", None)
             if callable(close):
@@ -452,8 +454,15 @@ def run_eval(suite_path: str | Path, settings: Settings, *, engine: str = "extra
     scores = _mean_scores([s for s, _ in runs])
     run_obj = EvalRun(suite=suite.name, engine=engine, repeat=repeat, reports=len(suite.gold), scores=scores,
                       report_scores=runs[0][1], predictions=first_preds, texts=texts, warnings=warnings,
-                      errors=errors, repeat_stats=repeat_stats(runs) if repeat > 1 else None)
+                      errors=errors, repeat_stats=repeat_stats(runs) if repeat > 1 else None, llm_usage=usage)
     return finish(run_obj, thresholds, base)
+
+
+def llm_usage(ws) -> dict[str, int | float] | None:
+    """Calls, tokens and model time summed over the suite, from the trace of the workspace's chat model."""
+    chat_model = getattr(ws, "chat_model", None)
+    trace = getattr(chat_model() if callable(chat_model) else None, "trace", None)
+    return trace.totals() if trace is not None else None
 
 
 __all__ = [

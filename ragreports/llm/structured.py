@@ -1,9 +1,15 @@
-"""Structured output: ask for JSON matching a pydantic schema, validate, re-ask a bounded number of times.
+"""Structured output as a LangChain step: ``with_structured_output``, validation, bounded re-asks.
 
-``complete_structured(model, messages, Schema, reasks=settings.llm_reasks, prompt=p.ref)`` asks in JSON mode with
-the schema appended to the system message (``prompts/json_repair.yaml``), extracts the JSON object (tolerates
-``` fences, prose, <think> blocks), validates with pydantic, re-asks with the validation error at most ``reasks``
-times, then raises ``StructuredOutputError`` carrying ``attempts`` and ``last_output``.
+``structured_output(model, Schema, reasks=settings.llm_reasks)`` is a Runnable from a prompt value (or messages)
+to a validated ``Schema`` instance. It appends the schema instruction (``prompts/json_repair.yaml``, ``system`` part)
+to the system message and calls ``model.chat.with_structured_output(<JSON Schema of Schema>,
+method=model.structured, include_raw=True)``: a JSON schema the server enforces where it can (``json_schema``), JSON
+mode otherwise (``json_mode``). The reply is validated with pydantic (the parsed object, else the first JSON object
+in the raw text: fences, prose and <think> blocks are tolerated); an invalid reply is re-asked with the validation
+error (``json_repair`` ``user`` part) at most ``reasks`` times, then ``StructuredOutputError`` carries the attempts
+and the last raw output. A reply cut at max_tokens is an invalid reply too (the openai SDK raises on it).
+``stream=True`` calls the model in streaming mode, so callback handlers see the tokens. Each attempt runs with
+``attempt`` in its run metadata (the trace records it, the fake reads it).
 """
 
 from __future__ import annotations
@@ -12,14 +18,15 @@ import functools
 import json
 import re
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ragreports.data import prompts_dir as packaged_prompts_dir
 from ragreports.errors import ConfigError, StructuredOutputError
-from ragreports.llm.base import ChatModel, Messages, log
+from ragreports.llm.base import ChatModel
 from ragreports.llm.prompts import PromptFile, load_prompt
+from ragreports.llm.trace import log
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -61,36 +68,77 @@ def schema_json(schema: type[BaseModel]) -> str:
     return json.dumps(schema.model_json_schema(), ensure_ascii=False, separators=(",", ":"))
 
 
-def complete_structured(model: ChatModel, messages: Messages, schema: type[T], *, reasks: int = 2,
-                        prompt: str | None = None, max_tokens: int | None = None,
-                        prompts_dir: Path | None = None) -> T:
-    """Ask for JSON matching ``schema``; validate; re-ask at most ``reasks`` times; else StructuredOutputError.
+def _text(message: Any) -> str:
+    content = getattr(message, "content", "")
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content or [])
 
-    The schema instruction (``json_repair`` prompt, ``system`` part, from ``prompts_dir`` or the packaged
-    prompts) is appended to the first system message; each re-ask appends the bad reply and the correction
-    (``user`` part) with the validation error. Provider failures propagate as ProviderError.
-    """
+
+def validate_reply(schema: type[T], parsed: Any, raw_text: str) -> T:
+    """``schema`` from the parsed reply (a dict), else from the first JSON object of the raw text."""
+    if isinstance(parsed, dict):
+        try:
+            return schema.model_validate(parsed)
+        except ValidationError:
+            try:
+                found = extract_json(raw_text)
+            except ValueError:
+                found = parsed
+            if found == parsed:  # the raw text holds nothing else to try
+                raise
+    return schema.model_validate(extract_json(raw_text))
+
+
+def structured_output(model: ChatModel, schema: type[T], *, reasks: int = 2, stream: bool = False,
+                      prompts_dir: Path | None = None):
+    """A Runnable: prompt value or messages -> validated ``schema`` (see the module docstring)."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, convert_to_messages
+    from langchain_core.runnables import RunnableLambda
+
     if reasks < 0:
         raise ConfigError(f"reasks must be >= 0, got {reasks}")
     repair = _repair_prompt(str(prompts_dir or packaged_prompts_dir()))
     hint = repair.system.format(schema=schema_json(schema)).strip()
-    msgs = [dict(m) for m in messages]
-    if msgs and msgs[0].get("role") == "system":
-        msgs[0]["content"] = msgs[0]["content"].rstrip() + "\n\n" + hint
-    else:
-        msgs.insert(0, {"role": "system", "content": hint})
-    kw = {"prompt": prompt} if prompt else {}
-    last, error = "", ""
-    for attempt in range(1, reasks + 2):
-        last = model.complete(msgs, json_mode=True, max_tokens=max_tokens, **kw)
-        try:
-            return schema.model_validate(extract_json(last))
-        except (ValueError, ValidationError) as exc:
-            error = _describe(exc)
-        log.info("structured reply from %s invalid (attempt %d/%d, prompt %s): %s", model.name, attempt,
-                 reasks + 1, prompt, error)
-        msgs = msgs + [{"role": "assistant", "content": last},
-                       {"role": "user", "content": repair.user.format(error=error).strip()}]
-    what = f" for prompt {prompt}" if prompt else ""
-    raise StructuredOutputError(f"{model.name} gave no valid {schema.__name__} JSON{what}: {error}", reasks + 1, last)
+    steered = model.chat.with_structured_output(schema.model_json_schema(), method=model.structured,
+                                                include_raw=True)
 
+    def call(messages: list, config: dict) -> dict:
+        try:
+            if not stream:
+                return steered.invoke(messages, config=config)
+            out: dict = {}
+            for chunk in steered.stream(messages, config=config):
+                for k, v in chunk.items():
+                    out[k] = out[k] + v if k == "raw" and k in out else v
+            return out
+        except Exception as exc:  # the openai SDK refuses to parse a reply cut at max_tokens: an invalid reply
+            completion = getattr(exc, "completion", None)
+            if type(exc).__name__ != "LengthFinishReasonError" or not getattr(completion, "choices", None):
+                raise
+            return {"raw": AIMessage(completion.choices[0].message.content or ""), "parsed": None}
+
+    def run(value: Any, config: dict) -> T:
+        msgs = list(value.to_messages() if hasattr(value, "to_messages") else convert_to_messages(value))
+        if msgs and isinstance(msgs[0], SystemMessage):
+            msgs[0] = SystemMessage(_text(msgs[0]).rstrip() + "\n\n" + hint)
+        else:
+            msgs.insert(0, SystemMessage(hint))
+        prompt = (config.get("metadata") or {}).get("prompt")
+        last, error = "", ""
+        for attempt in range(1, reasks + 2):
+            meta = {**(config.get("metadata") or {}), "attempt": attempt}
+            out = call(msgs, {**config, "metadata": meta})
+            last = _text(out.get("raw"))
+            try:
+                return validate_reply(schema, out.get("parsed"), last)
+            except (ValueError, ValidationError) as exc:
+                error = _describe(exc)
+            log.info("structured reply from %s invalid (attempt %d/%d, prompt %s): %s", model.name, attempt,
+                     reasks + 1, prompt, error)
+            msgs = msgs + [AIMessage(last), HumanMessage(repair.user.format(error=error).strip())]
+        what = f" for prompt {prompt}" if prompt else ""
+        raise StructuredOutputError(f"{model.name} gave no valid {schema.__name__} JSON{what}: {error}", reasks + 1,
+                                    last)
+
+    return RunnableLambda(run, name=f"structured:{schema.__name__}")

@@ -17,7 +17,7 @@ from ragreports.data import prompts_dir
 from ragreports.errors import ConfigError, ProviderError
 from ragreports.extract.periods import annotate_chunks
 from ragreports.ingest.chunking import chunk_document
-from ragreports.llm.fake import FakeChatModel
+from ragreports.llm.fake import fake_model
 from ragreports.llm.prompts import load_prompt
 from ragreports.retrieve.query import understand
 from ragreports.text.normalize import match_key
@@ -248,7 +248,7 @@ def test_question_without_content_words_is_refused():
 # ------------------------------------------------------------------------------------------------- LLM engine
 def scripted(replies):
     """The project's deterministic fake, scripted (it raises ProviderError when the script runs out)."""
-    return FakeChatModel(responses=list(replies))
+    return fake_model(responses=list(replies))
 
 
 def reply(answer, quotes, refused=False):
@@ -327,7 +327,7 @@ def test_llm_provider_failure_is_an_error_not_an_answer():
 def test_llm_default_fake_gives_a_grounded_answer():
     """The unscripted fake echoes the first sentence of the first passage: verified, so answered and cited."""
     q = "2024年青川市登记技术合同多少项？"
-    ans = llm_ask(q, FakeChatModel())
+    ans = llm_ask(q, fake_model())
     assert not ans.refused and ans.citations
     assert_grounded(ans)
     assert ans.citations[0].quote in passages_for(q)[0].text

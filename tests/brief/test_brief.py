@@ -16,6 +16,7 @@ from ragreports.brief.model import Brief
 from ragreports.brief.units import report_units
 from ragreports.data import prompts_dir
 from ragreports.errors import ConfigError
+from ragreports.llm.fake import fake_model
 from ragreports.text.normalize import quotes_overlap
 from ragreports.types import Document, Fact, Meta
 
@@ -244,23 +245,18 @@ def test_every_evidence_points_at_its_quote(pieces):
 # ---------------------------------------------------------------------------------------------- llm engine
 
 
-class ScriptedModel:
-    """A chat model that replays scripted replies (the last one repeats) and records the calls."""
+class Scripted:
+    """The project's fake chat model replaying scripted replies (the last one repeats); ``sent`` records the
+    messages of each call, ``model.calls`` the trace (prompt ref, attempt, tokens)."""
 
-    def __init__(self, *replies: str, name: str = "scripted:test"):
-        self.name = name
-        self.replies = list(replies)
-        self.calls: list[list[dict[str, str]]] = []
-        self.prompts: list[str | None] = []
+    def __init__(self, *replies: str):
+        self.sent: list[list[dict[str, str]]] = []
 
-    def complete(self, messages, *, json_mode: bool = False, max_tokens: int | None = None,
-                 prompt: str | None = None) -> str:
-        self.calls.append(messages)
-        self.prompts.append(prompt)
-        return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        def reply(messages):
+            self.sent.append(messages)
+            return replies[min(len(self.sent), len(replies)) - 1]
 
-    def to_langchain(self):
-        raise NotImplementedError
+        self.model = fake_model(responses=reply)
 
 
 def llm_reply(**fields) -> str:
@@ -279,13 +275,14 @@ def test_llm_items_are_verified_and_fabrications_dropped():
         shortcomings=[{"text": "学法不深", "quotes": ["学法用法的深度还不够"]}],
         next_year=[{"text": "普法进企业", "quotes": ["持续开展普法进企业活动"]}],
     )
-    model = ScriptedModel(reply)
-    brief = run_llm(model)
-    assert len(model.calls) == 1
+    scripted = Scripted(reply)
+    brief = run_llm(scripted.model)
+    assert len(scripted.sent) == 1
     assert brief.dropped_items == 1
-    assert brief.generated_by.model == "scripted:test" and brief.generated_by.engine == "llm"
+    assert brief.generated_by.model == "fake" and brief.generated_by.engine == "llm"
     assert brief.generated_by.prompt == "brief@1"
-    assert model.prompts == ["brief@1"]  # the call itself carries the prompt version (logs, fake handlers)
+    # the call itself carries the prompt version (trace, fake handlers)
+    assert [(c.prompt, c.attempt, c.outcome) for c in scripted.model.calls] == [("brief@1", 1, "ok")]
     assert_verified(brief, FULL)
     assert [it.text for it in brief.measures] == ["办理处罚案件23件", "普法活动"]
     # a Traditional-script quote is located in the Simplified text: the evidence is the report's own span
@@ -293,21 +290,22 @@ def test_llm_items_are_verified_and_fabrications_dropped():
     assert brief.measures[1].topic == "普法宣传"  # unknown topic replaced by the keyword topic
     assert brief.leadership == [] and brief.other == []
     assert len(brief.shortcomings) == 1 and len(brief.next_year) == 1
-    assert "某市司法局" in model.calls[0][-1]["content"]  # the report text was sent
+    assert "某市司法局" in scripted.sent[0][-1]["content"]  # the report text was sent
 
 
 def test_llm_reask_after_invalid_json():
     good = llm_reply(measures=[{"topic": "行政执法", "text": "处罚", "quotes": ["办理行政处罚案件23件"]}])
-    model = ScriptedModel("这不是JSON", good)
-    brief = run_llm(model)
-    assert len(model.calls) == 2 and brief.generated_by.engine == "llm" and len(brief.measures) == 1
+    scripted = Scripted("这不是JSON", good)
+    brief = run_llm(scripted.model)
+    assert len(scripted.sent) == 2 and brief.generated_by.engine == "llm" and len(brief.measures) == 1
+    assert [c.attempt for c in scripted.model.calls] == [1, 2]
 
 
 def test_llm_invalid_output_falls_back_to_extractive_with_warning():
-    model = ScriptedModel('{"measures": "oops"')
+    scripted = Scripted('{"measures": "oops"')
     with pytest.warns(RuntimeWarning, match="fell back"):
-        brief = run_llm(model)
-    assert 1 < len(model.calls) <= 6  # bounded re-asks
+        brief = run_llm(scripted.model)
+    assert len(scripted.sent) == 3  # the first reply and the two re-asks (the default bound)
     assert brief.generated_by.engine == "extractive" and brief.warnings
     assert brief.measures and covers(brief.measures, "办理行政处罚案件23件")
 
@@ -320,10 +318,10 @@ def test_llm_engine_needs_a_model_and_known_engine():
 
 
 def test_long_report_is_sent_in_parts():
-    model = ScriptedModel(llm_reply())
+    scripted = Scripted(llm_reply())
     text = FULL * 3
-    summarize(doc(text), engine="llm", chat_model=model, prompts_dir=prompts_dir(), context_chars=400)
-    sent = [m[-1]["content"] for m in model.calls]
+    summarize(doc(text), engine="llm", chat_model=scripted.model, prompts_dir=prompts_dir(), context_chars=400)
+    sent = [m[-1]["content"] for m in scripted.sent]
     assert len(sent) > 1 and all(len(s) < 400 + 1500 for s in sent)
 
 

@@ -1,11 +1,11 @@
-"""The model side, offline: provider selection, the fake, structured output with re-asks, context packing, faults
-and retries against a tiny local HTTP server, secret redaction, and the LangChain adapters."""
+"""The model side, offline: provider selection (LangChain init_chat_model), the fake LangChain chat model,
+structured output with re-asks, context packing, the SDK's retries and our one-line errors against a tiny local HTTP
+server, secret redaction, traces, streaming drafts and LangChain embeddings."""
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import socket
 import sys
 import threading
@@ -22,16 +22,18 @@ from pydantic import BaseModel, Field
 
 from ragreports.config import Settings
 from ragreports.errors import ConfigError, ProviderError, StructuredOutputError
-from ragreports.llm.base import CallRecord, redact
+from ragreports.llm.base import ChatModel, invoke, redact
 from ragreports.llm.context import format_passages, pack_passages, parse_passages, sentence_pieces
-from ragreports.llm.fake import FakeChatModel, FakeRequest
-from ragreports.llm.openai import OpenAIChatModel
+from ragreports.llm.fake import FakeRequest, fake_model, register_handler, temporary_handler, unregister_handler
 from ragreports.llm.prompts import PromptFile
-from ragreports.llm.structured import complete_structured, extract_json
-from ragreports.providers import get_chat_model
+from ragreports.llm.streaming import draft_handler, partial_field
+from ragreports.llm.structured import extract_json, structured_output
+from ragreports.llm.trace import Trace
+from ragreports.providers import get_chat_model, get_embedder
 from ragreports.text.tokens import TokenCounter
 
 FAKE_KEY = "sk-test-DoNotLeak-7f3a9c1e5b2d8f4a"
+FAST_RETRY = {"retry-after-ms": "1"}  # the SDK honours it: retries without its default backoff sleeps
 
 
 @pytest.fixture(autouse=True)
@@ -115,42 +117,71 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{port}/v1"
 
 
-def client(url: str, sleeps: list, **kw) -> OpenAIChatModel:
-    kw.setdefault("timeout", 5)
-    kw.setdefault("max_retries", 2)
-    return OpenAIChatModel("test-model", base_url=url, api_key=kw.pop("api_key", FAKE_KEY), sleep=sleeps.append,
-                           rng=random.Random(0), **kw)
+def served(url: str, **kw) -> ChatModel:
+    """``openai:test-model`` at ``url`` as the provider registry builds it."""
+    kw.setdefault("llm_timeout", 5)
+    kw.setdefault("llm_max_retries", 2)
+    return get_chat_model(Settings(llm_base_url=url, api_key=kw.pop("api_key", FAKE_KEY), **kw), "openai:test-model")
 
 
-USER = [{"role": "user", "content": "hi"}]
+USER = [("human", "hi")]
+
+
+def ask(model: ChatModel, messages=USER, prompt: str | None = "p@1") -> str:
+    """One plain model call through the same path the stages use (config with the trace, one-line errors)."""
+    return invoke(model.chat, messages, model, model.config(prompt)).content
 
 
 # -- provider selection -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("spec, kind, name", [
-    ("none", type(None), None),
-    ("fake", FakeChatModel, "fake"),
-    ("openai:my-model", OpenAIChatModel, "openai:my-model"),
-    (" openai:qwen2.5:7b ", OpenAIChatModel, "openai:qwen2.5:7b"),
+@pytest.mark.parametrize("spec, cls, name, model_id", [
+    ("none", None, None, None),
+    ("fake", "FakeChat", "fake", None),
+    ("openai:my-model", "ChatOpenAI", "openai:my-model", "my-model"),
+    (" openai:qwen2.5:7b ", "ChatOpenAI", "openai:qwen2.5:7b", "qwen2.5:7b"),  # init_chat_model keeps the tag
 ])
-def test_get_chat_model_selects_by_string(spec, kind, name):
+def test_get_chat_model_selects_by_string(spec, cls, name, model_id):
     s = Settings(llm="none", llm_base_url="http://127.0.0.1:9/v1")
     model = get_chat_model(s, spec)
-    assert isinstance(model, kind)
-    if name:
-        assert model.name == name
+    if cls is None:
+        assert model is None
+        return
+    assert isinstance(model, ChatModel) and type(model.chat).__name__ == cls and model.name == name
+    if model_id:
+        assert model.chat.model_name == model_id and model.url == "http://127.0.0.1:9/v1"
+        assert model.chat.max_retries == s.llm_max_retries and model.chat.request_timeout == s.llm_timeout
 
 
 def test_get_chat_model_defaults_to_settings_llm():
-    assert isinstance(get_chat_model(Settings(llm="fake")), FakeChatModel)
+    assert get_chat_model(Settings(llm="fake")).name == "fake"
     assert get_chat_model(Settings(llm="none")) is None
 
 
-@pytest.mark.parametrize("spec", ["bogus", "openai", "openai:", "gguf:", "fake:extra", "gpt-4o", "local"])
+@pytest.mark.parametrize("spec", ["bogus", "openai", "openai:", "gguf:", "fake:extra", "gpt-4o", "local",
+                                  "bogus:model", "Not A Provider:x"])
 def test_unknown_spec_lists_valid_forms(spec):
     with pytest.raises(ConfigError) as e:
         get_chat_model(Settings(), spec)
-    for form in ("none", "fake", "openai:MODEL", "gguf:"):
+    for form in ("none", "fake", "openai:MODEL", "gguf:", "PROVIDER:MODEL"):
         assert form in str(e.value)
+
+
+@pytest.mark.parametrize("spec, package, extra", [
+    ("ollama:qwen2.5:7b", "langchain_ollama", "ragreports[ollama]"),
+    ("deepseek:deepseek-chat", "langchain_deepseek", "ragreports[deepseek]"),
+])
+def test_missing_integration_names_the_extra(monkeypatch, spec, package, extra):
+    monkeypatch.setitem(sys.modules, package, None)  # import fails as if not installed
+    monkeypatch.setitem(sys.modules, "langchain_community", None)
+    from langchain.chat_models import base as lc_base
+
+    lc_base._get_chat_model_creator.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as e:
+            get_chat_model(Settings(), spec)
+    finally:
+        lc_base._get_chat_model_creator.cache_clear()
+    msg = str(e.value)
+    assert extra in msg and package.replace("_", "-") in msg and "pip install" in msg
 
 
 def test_openai_without_key_or_server_says_what_to_set():
@@ -163,10 +194,18 @@ def test_openai_base_url_from_env_and_placeholder_key(stub, monkeypatch):
     srv = stub(ok("from the env server"))
     monkeypatch.setenv("OPENAI_BASE_URL", srv.url)
     model = get_chat_model(Settings(), "openai:local")
-    assert model.complete(USER) == "from the env server"
+    assert ask(model) == "from the env server"
     req = srv.requests[0]
     assert req["path"] == "/v1/chat/completions" and req["json"]["model"] == "local"
     assert req["headers"]["authorization"] == "Bearer sk-no-key"
+
+
+def test_structured_method_by_provider_and_setting():
+    base = {"llm_base_url": "http://127.0.0.1:9/v1"}
+    assert get_chat_model(Settings(**base), "openai:m").structured == "json_schema"
+    assert get_chat_model(Settings(**base, llm_structured="json_mode"), "openai:m").structured == "json_mode"
+    with pytest.raises(ConfigError):
+        ChatModel("x", fake_model().chat, structured="tools")
 
 
 def test_gguf_missing_file_and_not_gguf(tmp_path):
@@ -188,39 +227,49 @@ def test_gguf_without_xllamacpp_says_how_to_install(tmp_path, monkeypatch):
 
 
 # -- the fake ----------------------------------------------------------------------------------------------------
+def test_fake_is_a_langchain_chat_model():
+    from langchain_core.language_models import BaseChatModel
+
+    model = get_chat_model(Settings(), "fake")
+    assert isinstance(model.chat, BaseChatModel)
+    assert model.chat.invoke("一句。二句。").content == "一句。"
+
+
 def test_scripted_fake_in_order_raises_items_and_runs_out():
-    fake = FakeChatModel(responses=["one", ProviderError("down"), "three"])
-    assert fake.complete(USER) == "one"
+    model = fake_model(responses=["one", ProviderError("down"), "three"])
+    assert ask(model) == "one"
     with pytest.raises(ProviderError, match="down"):
-        fake.complete(USER)
-    assert fake.complete(USER, json_mode=True) == "three"
+        ask(model)
+    assert ask(model) == "three"
     with pytest.raises(ProviderError, match="no responses left"):
-        fake.complete(USER)
-    assert [c.error for c in fake.calls] == [None, "ProviderError", None, "ProviderError"]
+        ask(model)
+    assert [c.outcome for c in model.calls] == ["ok", "error", "ok", "error"]
+    assert model.calls[1].error.startswith("ProviderError: down")
 
 
 def test_scripted_fake_callable_and_usage_recorded():
-    fake = FakeChatModel(responses=lambda msgs: msgs[-1]["content"].upper())
-    assert fake.complete([{"role": "user", "content": "abc def"}], prompt="x@2") == "ABC DEF"
-    rec = fake.calls[-1]
+    model = fake_model(responses=lambda msgs: msgs[-1]["content"].upper())
+    assert ask(model, [("human", "abc def")], prompt="x@2") == "ABC DEF"
+    rec = model.calls[-1]
     counter = TokenCounter()
-    assert (rec.model, rec.prompt, rec.prompt_tokens, rec.completion_tokens) == \
+    assert (rec.model, rec.prompt, rec.input_tokens, rec.output_tokens) == \
         ("fake", "x@2", counter.count("abc def"), counter.count("ABC DEF"))
 
 
 PASSAGES = ["全年办理行政复议案件12件。纠错率为8%。", "第二段内容。"]
 
 
-def passage_messages(schema_note: str = "") -> list[dict[str, str]]:
-    return [{"role": "system", "content": "你是助手。" + schema_note},
-            {"role": "user", "content": f"问题：多少件？\n\n{format_passages(PASSAGES)}\n\n请回答。"}]
+def passage_messages(schema_note: str = "") -> list[tuple[str, str]]:
+    return [("system", "你是助手。" + schema_note),
+            ("human", f"问题：多少件？\n\n{format_passages(PASSAGES)}\n\n请回答。")]
 
 
 def test_default_fake_echoes_first_sentence_of_first_passage():
-    fake = get_chat_model(Settings(), "fake")
-    assert fake.complete(passage_messages()) == "全年办理行政复议案件12件。"
-    assert fake.complete([{"role": "user", "content": "没有段落。第二句。"}]) == "没有段落。"
-    assert fake.complete(passage_messages(), json_mode=True) == "{}"  # no schema in the prompt
+    model = get_chat_model(Settings(), "fake")
+    assert ask(model, passage_messages()) == "全年办理行政复议案件12件。"
+    assert ask(model, [("human", "没有段落。第二句。")]) == "没有段落。"
+    json_mode = model.chat.bind(response_format={"type": "json_object"})
+    assert json_mode.invoke(passage_messages()).content == "{}"  # JSON mode, and no schema in the prompt
 
 
 class Answer(BaseModel):
@@ -241,14 +290,18 @@ class Nested(BaseModel):
     title: str = Field(max_length=4)
 
 
+def structured(model: ChatModel, schema, messages, prompt: str | None = None, **kw):
+    return structured_output(model, schema, **kw).invoke(messages, config=model.config(prompt))
+
+
+@pytest.mark.parametrize("method", ["json_schema", "json_mode"])
 @pytest.mark.parametrize("schema, expect", [
     (Answer, {"answer": "全年办理行政复议案件12件。", "quotes": ["全年办理行政复议案件12件。"]}),
     (Nested, {"items": [{"label": "a", "count": 3, "ratio": 0, "ok": False, "note": "全年办理行政复议案件12件。"}] * 2,
               "title": "全年办理"}),
 ])
-def test_default_fake_fills_schema_from_passages(schema, expect):
-    fake = FakeChatModel()
-    out = complete_structured(fake, passage_messages(), schema, reasks=0)
+def test_default_fake_fills_schema_from_passages(schema, expect, method):
+    out = structured(fake_model(structured=method), schema, passage_messages(), reasks=0)
     assert out.model_dump() == schema.model_validate(expect).model_dump()
 
 
@@ -257,9 +310,8 @@ class Unfillable(BaseModel):
 
 
 def test_default_fake_returns_empty_object_for_unfillable_schema():
-    fake = FakeChatModel()
     with pytest.raises(StructuredOutputError) as e:
-        complete_structured(fake, passage_messages(), Unfillable, reasks=1)
+        structured(fake_model(), Unfillable, passage_messages(), reasks=1)
     assert e.value.attempts == 2 and e.value.last_output == "{}"
 
 
@@ -272,8 +324,8 @@ def test_registered_handler_by_prompt_name_with_request_fields():
             return "not json"
         return {"answer": req.first_sentence(), "quotes": list(req.passages[-1:]) or ["(no passages)"]}
 
-    with FakeChatModel.temporary_handler("probe", _probe):
-        out = complete_structured(FakeChatModel(), passage_messages(), Answer, prompt="probe@3")
+    with temporary_handler("probe", _probe):
+        out = structured(fake_model(), Answer, passage_messages(), prompt="probe@3")
         assert [r.attempt for r in seen] == [1, 2]
         assert seen[0].name == "probe" and seen[0].prompt == "probe@3" and seen[0].json_mode
         # the re-ask's last user message is the correction: the passages still come from the earlier one
@@ -281,33 +333,32 @@ def test_registered_handler_by_prompt_name_with_request_fields():
         assert seen[0].schema["properties"].keys() == {"answer", "quotes"}
         assert out == Answer(answer="全年办理行政复议案件12件。", quotes=["第二段内容。"])
         # an instance handler wins over the registry; other prompt names fall back to the default
-        inst = FakeChatModel(handlers={"probe": lambda req: "instance"})
-        assert inst.complete(USER, prompt="probe@1") == "instance"
-        assert FakeChatModel().complete(passage_messages(), prompt="other@1") == "全年办理行政复议案件12件。"
-    assert FakeChatModel().complete(passage_messages(), prompt="probe@3") == "全年办理行政复议案件12件。"
+        assert ask(fake_model(handlers={"probe": lambda req: "instance"}), prompt="probe@1") == "instance"
+        assert ask(fake_model(), passage_messages(), prompt="other@1") == "全年办理行政复议案件12件。"
+    assert ask(fake_model(), passage_messages(), prompt="probe@3") == "全年办理行政复议案件12件。"
     with pytest.raises(ValueError):
-        FakeChatModel.register_handler("probe@1", lambda r: "")
+        register_handler("probe@1", lambda r: "")
 
 
 def test_temporary_handler_restores_what_was_registered_before():
     """The registry is process-wide: a temporary handler must not remove a handler a stage registered."""
     name = "temporary-handler-test"
-    assert FakeChatModel().complete(USER, prompt=f"{name}@1") == "hi"  # nothing registered: the default echoes
-    FakeChatModel.register_handler(name, lambda req: "stage")
+    assert ask(fake_model(), prompt=f"{name}@1") == "hi"  # nothing registered: the default echoes
+    register_handler(name, lambda req: "stage")
     try:
-        with FakeChatModel.temporary_handler(name, lambda req: "test"):
-            assert FakeChatModel().complete(USER, prompt=f"{name}@1") == "test"
-        assert FakeChatModel().complete(USER, prompt=f"{name}@1") == "stage"
-        with pytest.raises(RuntimeError), FakeChatModel.temporary_handler(name, lambda req: "test"):
+        with temporary_handler(name, lambda req: "test"):
+            assert ask(fake_model(), prompt=f"{name}@1") == "test"
+        assert ask(fake_model(), prompt=f"{name}@1") == "stage"
+        with pytest.raises(RuntimeError), temporary_handler(name, lambda req: "test"):
             raise RuntimeError("the block fails")
-        assert FakeChatModel().complete(USER, prompt=f"{name}@1") == "stage"
+        assert ask(fake_model(), prompt=f"{name}@1") == "stage"
     finally:
-        FakeChatModel.unregister_handler(name)
-    assert FakeChatModel().complete(USER, prompt=f"{name}@1") == "hi"
+        unregister_handler(name)
+    assert ask(fake_model(), prompt=f"{name}@1") == "hi"
 
 
 # -- structured output -------------------------------------------------------------------------------------------
-def test_complete_structured_succeeds_after_one_bad_reply():
+def test_structured_output_succeeds_after_one_bad_reply():
     sent: list[list[dict]] = []
     replies = iter(["Sure! Here it is: {answer: oops}", 'Here:\n```json\n{"answer": "a", "quotes": ["q"]}\n```'])
 
@@ -315,8 +366,8 @@ def test_complete_structured_succeeds_after_one_bad_reply():
         sent.append([dict(m) for m in msgs])
         return next(replies)
 
-    out = complete_structured(FakeChatModel(responses=script), passage_messages(), Answer, reasks=2)
-    assert out == Answer(answer="a", quotes=["q"])
+    out = structured(fake_model(responses=script), Answer, passage_messages(), reasks=2)
+    assert out == Answer(answer="a", quotes=["q"])  # the fenced JSON of the second reply, found in its prose
     assert len(sent) == 2
     first, second = sent
     assert '"quotes"' in first[0]["content"] and first[0]["content"].startswith("你是助手。")  # schema in system
@@ -324,33 +375,62 @@ def test_complete_structured_succeeds_after_one_bad_reply():
     assert second[-1]["role"] == "user" and "no JSON object" in second[-1]["content"]
 
 
-def test_complete_structured_reask_carries_validation_error():
+def test_structured_output_reask_carries_validation_error():
     sent = []
     replies = iter(['{"answer": "a", "quotes": []}', '{"answer": "a", "quotes": ["q"]}'])
-    fake = FakeChatModel(responses=lambda m: (sent.append(m), next(replies))[1])
-    complete_structured(fake, [{"role": "user", "content": "x"}], Answer)
+    model = fake_model(responses=lambda m: (sent.append(m), next(replies))[1])
+    structured(model, Answer, [("human", "x")])
     assert sent[0][0]["role"] == "system"  # a system message is added when there was none
     assert "quotes" in sent[1][-1]["content"] and "at least 1" in sent[1][-1]["content"]
 
 
 @pytest.mark.parametrize("reasks", [0, 1, 2])
-def test_complete_structured_fails_after_bounded_attempts(reasks):
+def test_structured_output_fails_after_bounded_attempts(reasks):
     bad = [f"nope {i}" for i in range(reasks + 1)] + ['{"answer": "a", "quotes": ["q"]}']
-    fake = FakeChatModel(responses=bad)
+    model = fake_model(responses=bad)
     with pytest.raises(StructuredOutputError) as e:
-        complete_structured(fake, USER, Answer, reasks=reasks, prompt="answer@1")
+        structured(model, Answer, USER, prompt="answer@1", reasks=reasks)
     assert e.value.attempts == reasks + 1
     assert e.value.last_output == f"nope {reasks}"
     assert "answer@1" in str(e.value) and "Answer" in str(e.value)
-    assert len(fake.calls) == reasks + 1 and all(c.json_mode and c.prompt == "answer@1" for c in fake.calls)
+    assert [(c.prompt, c.attempt) for c in model.calls] == [("answer@1", i) for i in range(1, reasks + 2)]
 
 
-def test_complete_structured_lets_provider_errors_through():
+def test_structured_output_asks_with_the_schema_as_response_format(stub):
+    srv = stub(ok('{"answer": "a", "quotes": ["q"]}'), ok('{"answer": "b", "quotes": ["r"]}'))
+    for method in ("json_schema", "json_mode"):
+        model = served(srv.url, llm_structured=method)
+        structured(model, Answer, USER)
+    schema_req, mode_req = (r["json"] for r in srv.requests)
+    rf = schema_req["response_format"]
+    assert rf["type"] == "json_schema" and rf["json_schema"]["schema"]["properties"].keys() == {"answer", "quotes"}
+    assert mode_req["response_format"] == {"type": "json_object"}
+    assert '"quotes"' in mode_req["messages"][0]["content"]  # JSON mode: the schema is in the system message
+
+
+def test_reply_cut_at_max_tokens_is_an_invalid_reply_not_a_provider_error(stub, tmp_path):
+    cut = ok('{"answer": "a", "quo', pt=20, ct=9)
+    cut[2]["choices"][0]["finish_reason"] = "length"
+    srv = stub(cut, ok('{"answer": "a", "quotes": ["q"]}'))
+    model = served(srv.url, llm_trace=tmp_path / "t.jsonl", llm_trace_content=True)
+    assert structured(model, Answer, USER, reasks=1) == Answer(answer="a", quotes=["q"])
+    assert len(srv.requests) == 2 and "cut off" in srv.requests[1]["json"]["messages"][-1]["content"]
+    first = json.loads((tmp_path / "t.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert (first["outcome"], first["input_tokens"], first["output_tokens"], first["reply"]) == \
+        ("error", 20, 9, '{"answer": "a", "quo') and first["error"].startswith("LengthFinishReasonError")
+    srv = stub(cut)
+    with pytest.raises(StructuredOutputError) as e:
+        structured(served(srv.url), Answer, USER, reasks=0)
+    assert e.value.last_output == '{"answer": "a", "quo'
+
+
+def test_structured_output_lets_provider_errors_through():
     with pytest.raises(ProviderError) as e:
-        complete_structured(FakeChatModel(responses=[ProviderError("server gone")]), USER, Answer)
+        structured(fake_model(responses=[ProviderError("server gone")]), Answer, USER)
     assert not isinstance(e.value, StructuredOutputError)
 
 
+# -- JSON in replies -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("text, expect", [
     ('{"a": 1}', {"a": 1}),
     ('Sure, here you go:\n{"a": {"b": [1, 2]}} hope it helps', {"a": {"b": [1, 2]}}),
@@ -434,107 +514,104 @@ def test_format_and_parse_passages_roundtrip():
     assert parse_passages("问题\n" + format_passages(ps) + "\n结尾") == ps
 
 
-# -- faults and retries against the stub server ----------------------------------------------------------------------
-def test_retries_500_then_succeeds_and_records_usage(stub):
-    srv = stub(err(500), ok("fine", pt=13, ct=5))
-    sleeps: list[float] = []
-    model = client(srv.url, sleeps)
-    assert model.complete(USER, prompt="p@1") == "fine"
-    assert len(srv.requests) == 2 and len(sleeps) == 1 and 0.25 <= sleeps[0] <= 0.5
+# -- the SDK's retries and our one-line errors, against the stub server --------------------------------------------
+def test_sdk_retries_500_then_succeeds_and_records_usage(stub):
+    srv = stub(err(500, headers=FAST_RETRY), ok("fine", pt=13, ct=5))
+    model = served(srv.url)
+    assert ask(model, prompt="p@1") == "fine"
+    assert len(srv.requests) == 2
     rec = model.calls[-1]
-    assert (rec.prompt_tokens, rec.completion_tokens, rec.attempts, rec.prompt, rec.error) == (13, 5, 2, "p@1", None)
+    assert (rec.input_tokens, rec.output_tokens, rec.prompt, rec.outcome, rec.error) == (13, 5, "p@1", "ok", None)
 
 
-def test_429_honours_retry_after(stub):
-    srv = stub(err(429, "slow down", {"Retry-After": "3"}), ok())
-    sleeps: list[float] = []
-    assert client(srv.url, sleeps).complete(USER) == "hello"
-    assert sleeps == [3.0]
+def test_sdk_retries_429(stub):
+    srv = stub(err(429, "slow down", FAST_RETRY), ok())
+    assert ask(served(srv.url)) == "hello"
+    assert len(srv.requests) == 2
 
 
-def test_persistent_5xx_gives_up_with_exponential_backoff(stub):
-    srv = stub(err(503), err(503), err(503), err(503))
-    sleeps: list[float] = []
+def test_persistent_5xx_gives_up_after_the_sdk_retries(stub):
+    srv = stub(*[err(503, headers=FAST_RETRY)] * 4)
+    model = served(srv.url, llm_max_retries=3)
     with pytest.raises(ProviderError) as e:
-        client(srv.url, sleeps, max_retries=3).complete(USER)
-    assert "HTTP 503" in str(e.value) and "4 attempt(s)" in str(e.value) and srv.url in str(e.value)
-    assert len(srv.requests) == 4 and len(sleeps) == 3
-    assert sleeps == sorted(sleeps) and 0.25 <= sleeps[0] <= 0.5 and 1.0 <= sleeps[2] <= 2.0
+        ask(model)
+    msg = str(e.value)
+    assert "HTTP 503" in msg and "4 attempt(s)" in msg and srv.url in msg and "\n" not in msg
+    assert len(srv.requests) == 4
+    assert model.calls[-1].outcome == "error"
 
 
 def test_404_model_not_found_is_not_retried(stub):
     srv = stub(err(404, "model 'test-model' not found"))
-    sleeps: list[float] = []
     with pytest.raises(ProviderError) as e:
-        client(srv.url, sleeps).complete(USER)
+        ask(served(srv.url))
     msg = str(e.value)
-    assert "'test-model'" in msg and "not found" in msg and "models the server serves" in msg
-    assert len(srv.requests) == 1 and sleeps == []
-
-
-def test_400_is_reported_without_retry(stub):
-    srv = stub(err(400, "context length exceeded"))
-    with pytest.raises(ProviderError, match="context length exceeded"):
-        client(srv.url, []).complete(USER)
+    assert "test-model" in msg and "not found" in msg and "models the server serves" in msg
     assert len(srv.requests) == 1
 
 
+def test_400_is_reported_without_retry(stub):
+    srv = stub(err(400, "unsupported parameter: foo"), err(400, "prompt is too long: 9000 tokens"))
+    with pytest.raises(ProviderError, match="unsupported parameter: foo"):
+        ask(served(srv.url))
+    with pytest.raises(ProviderError, match="RAGREPORTS_LLM_CONTEXT_TOKENS"):  # LangChain: context overflow
+        ask(served(srv.url))
+    assert len(srv.requests) == 2
+
+
 def test_dead_port_names_the_url_after_retries():
-    url, sleeps = dead_url(), []
+    url = dead_url()
     with pytest.raises(ProviderError) as e:
-        client(url, sleeps, max_retries=2).complete(USER)
+        ask(served(url, llm_max_retries=1))
     msg = str(e.value)
-    assert url in msg and "RAGREPORTS_LLM_BASE_URL" in msg and "3 attempt(s)" in msg
-    assert len(sleeps) == 2
+    assert url in msg and "RAGREPORTS_LLM_BASE_URL" in msg and "2 attempt(s)" in msg and "cannot reach" in msg
 
 
-def test_timeout_is_quick_and_not_retried(stub):
+def test_timeout_is_reported_with_what_to_do(stub):
     srv = stub(err(200, delay=2.0))
-    t0 = time.monotonic()
     with pytest.raises(ProviderError) as e:
-        client(srv.url, [], timeout=0.3).complete(USER)
-    assert time.monotonic() - t0 < 1.5
+        ask(served(srv.url, llm_timeout=0.3, llm_max_retries=0))
     assert "within 0.3s" in str(e.value) and "RAGREPORTS_LLM_TIMEOUT" in str(e.value)
     assert len(srv.requests) == 1
 
 
-def test_request_shape_json_mode_and_max_tokens(stub):
-    srv = stub(ok('{"a": 1}'), ok("plain"))
-    model = client(srv.url, [], temperature=0.0)
-    model.complete(USER, json_mode=True, max_tokens=50)
-    model.complete(USER)
+def test_request_shape_and_max_tokens(stub):
+    srv = stub(ok("a"), ok("b"))
+    ask(served(srv.url, llm_max_tokens=50))
+    ask(served(srv.url))
     first, second = (r["json"] for r in srv.requests)
-    assert first["response_format"] == {"type": "json_object"} and first["max_tokens"] == 50
-    assert first["temperature"] == 0.0 and first["messages"] == USER
-    assert "response_format" not in second and "max_tokens" not in second
+    assert first["max_tokens"] == 50 and "max_completion_tokens" not in first  # what compatible servers know
+    assert first["messages"] == [{"role": "user", "content": "hi"}] and first["model"] == "test-model"
+    assert "max_tokens" not in second and "response_format" not in second
 
 
 # -- secrets ---------------------------------------------------------------------------------------------------------
-def test_api_key_never_leaks(stub, caplog):
+def test_api_key_never_leaks(stub, caplog, tmp_path):
     caplog.set_level(logging.DEBUG, logger="ragreports.llm")
-    srv = stub(ok(), err(401, f"Incorrect API key provided: {FAKE_KEY}"), err(500, f"echo {FAKE_KEY}"),
-               err(500, f"echo {FAKE_KEY}"))
-    model = get_chat_model(Settings(llm_base_url=srv.url, api_key=FAKE_KEY, llm_max_retries=1), "openai:m")
-    model.sleep = lambda s: None
-    texts = [repr(model), repr(model.to_langchain())]
-    model.complete(USER)
+    srv = stub(ok(f"the reply echoes {FAKE_KEY}"), err(401, f"Incorrect API key provided: {FAKE_KEY}"),
+               err(500, f"echo {FAKE_KEY}", FAST_RETRY), err(500, f"echo {FAKE_KEY}", FAST_RETRY))
+    trace = tmp_path / "trace.jsonl"
+    model = served(srv.url, llm_max_retries=1, llm_trace=trace, llm_trace_content=True)
+    texts = [repr(model), repr(model.chat), str(model.chat)]
+    ask(model, [("human", f"my key is {FAKE_KEY}")])
     assert srv.requests[0]["headers"]["authorization"] == f"Bearer {FAKE_KEY}"  # the key really is used
     errors = []
     for _ in range(2):
         with pytest.raises(ProviderError) as e:
-            model.complete(USER)
+            ask(model)
         errors.append(e.value)
-    dead = OpenAIChatModel("m", base_url=dead_url(), api_key=FAKE_KEY, max_retries=0)
+    dead = served(dead_url(), llm_max_retries=0)
     with pytest.raises(ProviderError) as e:
-        dead.complete(USER)
+        ask(dead)
     errors.append(e.value)
     assert "OPENAI_API_KEY" in str(errors[0])
     for exc in errors:
         texts += [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
-    texts += [caplog.text, repr(list(model.calls)), repr(dead)]
+    texts += [caplog.text, repr(model.calls), repr(dead), trace.read_text(encoding="utf-8")]
+    assert len(trace.read_text(encoding="utf-8").splitlines()) == 3 and "my key is ***" in texts[-1]
     leaks = [t for t in texts if FAKE_KEY in t or FAKE_KEY[8:] in t]
     assert not leaks
-    assert "llm call model=openai:m" in caplog.text
+    assert "llm call model=openai:test-model" in caplog.text
 
 
 def test_redact():
@@ -542,32 +619,117 @@ def test_redact():
     assert redact("token s3cr3tvalue here", ["s3cr3tvalue"]) == "token *** here"
 
 
-# -- LangChain adapters ----------------------------------------------------------------------------------------------
+# -- traces ------------------------------------------------------------------------------------------------------------
+def test_trace_writes_one_json_line_per_call(tmp_path):
+    path = tmp_path / "calls.jsonl"
+    trace = get_chat_model(Settings(llm_trace=path), "fake").trace  # the provider wires --trace to the file
+    replies = iter(["not json", '{"answer": "a", "quotes": ["q"]}'])
+    model = fake_model(responses=lambda m: next(replies), trace=trace)
+    structured(model, Answer, passage_messages(), prompt="answer@9")
+    with pytest.raises(ProviderError):
+        ask(fake_model(responses=[ProviderError("down")], trace=trace), prompt="brief@1")
+    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    assert [(r["prompt"], r["attempt"], r["outcome"]) for r in lines] == \
+        [("answer@9", 1, "ok"), ("answer@9", 2, "ok"), ("brief@1", None, "error")]
+    first = lines[0]
+    assert first["model"] == "fake" and first["input_tokens"] > 0 and first["output_tokens"] > 0
+    assert first["latency_s"] >= 0 and first["ts"] and "messages" not in first and "reply" not in first
+    assert lines[2]["error"].startswith("ProviderError: down")
+    totals = model.trace.totals()
+    assert totals["calls"] == 3 and totals["errors"] == 1
+    assert totals["input_tokens"] == lines[0]["input_tokens"] + lines[1]["input_tokens"]
+
+
+def test_trace_content_only_when_asked(tmp_path):
+    plain, full = Trace(tmp_path / "a.jsonl"), Trace(tmp_path / "b.jsonl", content=True)
+    for trace in (plain, full):
+        ask(fake_model(trace=trace), passage_messages(), prompt="qa@1")
+    a = json.loads((tmp_path / "a.jsonl").read_text(encoding="utf-8"))
+    b = json.loads((tmp_path / "b.jsonl").read_text(encoding="utf-8"))
+    assert "messages" not in a and "reply" not in a
+    assert b["messages"][1]["role"] == "user" and "<passage" in b["messages"][1]["content"]
+    assert b["reply"] == "全年办理行政复议案件12件。"
+    with pytest.raises(ConfigError, match="does not exist"):
+        Trace(tmp_path / "missing" / "t.jsonl")
+
+
+# -- streaming drafts ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, expect", [
+    ('{"answer": "13311', "13311"),
+    ('{"answer": "13311项", "quo', "13311项"),
+    ('Sure: {"answer": "a\\"b', 'a"b'),
+    ('{"quotes": ["x"], "answer": ', ""),
+    ("no json yet", ""),
+    ('{"answer": 5', ""),
+])
+def test_partial_field(text, expect):
+    assert partial_field(text, "answer") == expect
+
+
+def test_streaming_shows_drafts_and_gives_the_same_reply():
+    drafts: list[str] = []
+    replies = ['{"answer": "第一稿', '{"answer": "全年办理12件", "quotes": ["全年办理行政复议案件12件"]}']
+    model = fake_model(responses=replies, chunk_chars=3)
+    out = structured_output(model, Answer, stream=True).invoke(
+        passage_messages(), config=model.config("qa@1", [draft_handler("answer", drafts.append)]))
+    assert out == Answer(answer="全年办理12件", quotes=["全年办理行政复议案件12件"])
+    restart = drafts.index("", 1)  # the re-ask starts a new draft
+    first, second = drafts[1:restart], drafts[restart + 1:]
+    assert first[-1] == "第一稿" and second[-1] == "全年办理12件"
+    assert all(b.startswith(a) for a, b in zip(second, second[1:], strict=False)) and len(second) > 2
+    assert [c.output_tokens > 0 for c in model.calls] == [True, True]  # usage arrives in streaming mode too
+
+
+# -- LangChain composition -------------------------------------------------------------------------------------------
 QA = PromptFile(name="qa", version=2, variables=["question", "passages"], system="只根据段落回答。",
                 user="问题：{question}\n\n{passages}")
 
 
-def test_langchain_chain_with_fake():
+def test_langchain_chain_with_fake_and_handler_by_run_metadata():
     from langchain_core.output_parsers import StrOutputParser
 
-    fake = FakeChatModel()
-    chain = QA.to_langchain() | fake.to_langchain() | StrOutputParser()
+    model = fake_model()
+    chain = QA.to_langchain() | model.chat | StrOutputParser()
     values = {"question": "多少件？", "passages": format_passages(PASSAGES)}
     assert chain.invoke(values) == "全年办理行政复议案件12件。"
-    assert isinstance(fake.calls[-1], CallRecord) and fake.calls[-1].prompt_tokens > 0
-
-    with FakeChatModel.temporary_handler("qa", lambda req: f"handled {req.prompt} {len(req.passages)}"):
-        assert chain.invoke(values, config={"metadata": {"prompt": QA.ref}}) == "handled qa@2 2"
-        bound = QA.to_langchain() | fake.to_langchain().bind(prompt="qa@2") | StrOutputParser()
-        assert bound.invoke(values) == "handled qa@2 2"
+    with temporary_handler("qa", lambda req: f"handled {req.prompt} {len(req.passages)}"):
+        assert chain.invoke(values, config=model.config(QA.ref)) == "handled qa@2 2"
+    assert model.calls[-1].prompt == "qa@2"
 
 
 def test_langchain_chain_with_openai_compatible_server(stub):
     from langchain_core.output_parsers import StrOutputParser
 
     srv = stub(ok("served answer"))
-    model = client(srv.url, [])
-    chain = QA.to_langchain() | model.to_langchain() | StrOutputParser()
-    assert chain.invoke({"question": "q", "passages": "p"}) == "served answer"
+    model = served(srv.url)
+    chain = QA.to_langchain() | model.chat | StrOutputParser()
+    assert chain.invoke({"question": "q", "passages": "p"}, config=model.config(QA.ref)) == "served answer"
     sent = srv.requests[0]["json"]
     assert sent["model"] == "test-model" and sent["messages"][-1]["content"] == "问题：q\n\np"
+    assert model.calls[-1].prompt == "qa@2" and model.calls[-1].input_tokens == 11
+
+
+# -- embeddings through LangChain ------------------------------------------------------------------------------------
+def emb_ok(*vectors) -> tuple:
+    return (200, {}, {"object": "list", "model": "e", "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                      "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]})
+
+
+def test_openai_embedder_through_langchain(stub):
+    srv = stub(emb_ok([3.0, 4.0], [0.0, 2.0]), err(401, f"Incorrect API key provided: {FAKE_KEY}"))
+    emb = get_embedder(Settings(llm_base_url=srv.url, api_key=FAKE_KEY, llm_max_retries=0), "openai:emb-model")
+    assert emb.name == "openai:emb-model" and type(emb.embeddings).__name__ == "OpenAIEmbeddings"
+    m = emb.embed_documents(["一段", "两段"])
+    assert m.shape == (2, 2) and emb.dim == 2
+    assert m[0].tolist() == pytest.approx([0.6, 0.8]) and m[1].tolist() == pytest.approx([0.0, 1.0])
+    req = srv.requests[0]
+    assert req["path"] == "/v1/embeddings" and req["json"]["input"] == ["一段", "两段"]  # text, not token ids
+    with pytest.raises(ProviderError) as e:
+        emb.embed_query("x")
+    assert srv.url in str(e.value) and FAKE_KEY[8:] not in str(e.value)
+
+
+@pytest.mark.parametrize("spec", ["bogus", "openai:", "e5-small:x", "nope:model"])
+def test_unknown_embedder(spec):
+    with pytest.raises(ConfigError, match="unknown embedder"):
+        get_embedder(Settings(llm_base_url="http://127.0.0.1:9/v1"), spec)
