@@ -13,3 +13,4 @@ python3 -m venv .venv
 .venv/bin/lint-imports                                # the layer contract and no import cycles
 .venv/bin/python -m pytest -q -p no:cacheprovider
 .venv/bin/ragreports eval eval/suites/dev
+.venv/bin/ragreports eval eval/suites/wide

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict
 
 from ragreports.data import load_rules
-from ragreports.retrieve.query import QueryPlan
+from ragreports.retrieve.query import QueryPlan, implied_measure
 from ragreports.types import Answer, SearchResult
 
 REFUSAL = "报告中未找到相关信息。"
@@ -31,6 +31,8 @@ class AnswerRulesFile(BaseModel):
     who_patterns: list[str]
     asks_name: list[str]
     frame_words: list[str]
+    predicate_openers: list[str]
+    wh_words: list[str]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class AnswerRules:
     who_patterns: tuple[re.Pattern[str], ...]
     asks_name: re.Pattern[str]
     frame_words: frozenset[str]
+    predicate_openers: tuple[str, ...]
+    asks_kind: re.Pattern[str]
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,6 +58,8 @@ def rules() -> AnswerRules:
         who_patterns=tuple(re.compile(p) for p in r.who_patterns),
         asks_name=re.compile("(?:" + "|".join(map(re.escape, r.asks_name)) + r")([^，,。？?！!]{1,6})"),
         frame_words=frozenset(r.frame_words),
+        predicate_openers=tuple(r.predicate_openers),
+        asks_kind=re.compile("(?:" + "|".join(map(re.escape, r.wh_words)) + r")([\u4e00-\u9fff]{1,12})"),
     )
 
 
@@ -70,14 +76,17 @@ def key(s: str) -> str:
 def missing_keywords(plan: QueryPlan, doc_text: str) -> list[str]:
     """The question's content words the whole report never writes (a word of three or more characters counts as
     written when half its character pairs are): the report cannot state what is asked about them. Frame words
-    (达到, 担任 …) and the places the question names are not content."""
+    (达到, 担任 …), the places the question names, the kind of thing it asks for (哪个科室, 什么文件: the answer
+    names it, the report need not) and the measure it asks in (比例 -> %) are not content."""
     r = rules()
     doc = key(doc_text)
     named = [*plan.places, *plan.unknown_places]
+    asked_kind = [m.group(1) for m in r.asks_kind.finditer(plan.text)]
     out = []
     for kw in plan.keywords:
         k = key(kw)
-        if len(k) < 2 or kw in r.frame_words or any(n in kw or kw in n for n in named) or k in doc:
+        if (len(k) < 2 or kw in r.frame_words or any(n in kw or kw in n for n in named) or k in doc
+                or any(kw in a for a in asked_kind) or implied_measure(kw) is not None):
             continue
         if len(k) >= 3:
             grams = {k[i:i + 2] for i in range(len(k) - 1)}

@@ -32,6 +32,7 @@ ANSWER_CHARS = 120  # longest answer; the key answer comes first (scored within 
 SUPPORT_CHARS = 100  # supporting clause after a number/date/person
 CITE_CHARS = 160  # longest citation quote
 HEADING_REACH = 240  # characters after a heading searched for the sentence that answers
+KIND_BONUS, KIND_PENALTY = 0.05, 0.15  # a passage of the asked kind (result / plan), of the other kind
 
 _DATE = re.compile(
     r"(?:19|20)\d{2}年\d{1,2}月\d{1,2}[日号]|(?:19|20)\d{2}年\d{1,2}月|(?<!\d)\d{1,2}月\d{1,2}[日号]"
@@ -170,11 +171,15 @@ def _points(text: str, sent: _Sentence, plan: QueryPlan) -> tuple[list[Point], l
     return points, spans
 
 
-def _label(sent: _Sentence, point: Point, spans: Sequence[tuple[int, int]]) -> tuple[int, int]:
-    """The words that name a number/date: from its clause start (or the previous quantity) to a little after."""
+def _label(text: str, sent: _Sentence, point: Point, spans: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The words that name a number/date: from its clause start (or the previous quantity) to a little after. A
+    clause that opens with a predicate (…实现地区生产总值1300亿元，增长5.8%) inherits the subject of the clause
+    before it."""
     s, e = point[0], point[1]
     cs, ce = _clause_of(sent, s)
     lo = max([cs] + [pe for ps, pe in spans if pe <= s])
+    if lo == cs and text[cs:s].lstrip().startswith(rules().predicate_openers) and cs > sent.start:
+        lo = _clause_of(sent, cs - 1)[0]
     hi = min([ce, e + 10] + [ps for ps, pe in spans if ps >= e])
     return lo, max(hi, e)
 
@@ -199,6 +204,14 @@ def _idf_corpus(passages: Sequence[SearchResult], texts: Mapping[str, str]) -> l
     return out
 
 
+def _kind_fit(p: SearchResult, plan: QueryPlan) -> float:
+    """A passage that states what the question asks for (a result, or a target) scores a little higher, one that
+    states the other (a plan for a result question) lower."""
+    if not p.kind:
+        return 0.0
+    return KIND_BONUS if p.kind == plan.kind else -KIND_PENALTY
+
+
 def _candidates(plan: QueryPlan, passages: Sequence[SearchResult], texts: Mapping[str, str]
                 ) -> tuple[list[_Candidate], _Scorer]:
     """Every candidate answer of the passages, best first."""
@@ -213,11 +226,12 @@ def _candidates(plan: QueryPlan, passages: Sequence[SearchResult], texts: Mappin
         seen.add((p.doc_id, p.start + sent.start))
         base = (0.2 * scorer.coverage(p.text[sent.start : sent.end])
                 + 0.1 * (scorer.coverage(p.section) if p.section else 0.0)
-                + 0.06 * (1 - sent.rank / max(1, len(passages))))
+                + 0.06 * (1 - sent.rank / max(1, len(passages)))
+                + _kind_fit(p, plan))
         if plan.qtype in ("number", "date"):
             points, spans = _points(p.text, sent, plan)
             for point in points:
-                lo, hi = _label(sent, point, spans)
+                lo, hi = _label(p.text, sent, point, spans)
                 label = p.text[lo:hi]
                 score = base + 0.45 * scorer.coverage(label) + 0.2 * scorer.run(label) + 0.1 * point[3]
                 cands.append(_Candidate(score, sent.rank, sent, _clause_of(sent, point[0]), point[2]))

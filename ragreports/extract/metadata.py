@@ -40,6 +40,7 @@ class _Weights(BaseModel):
     banner: float
     opening: float
     signature: float
+    byline: float
     mention: float
     mention_cap: float
     documents: float
@@ -425,6 +426,13 @@ def _issuer_votes(text: str, lines: Sequence[_Line], title: _Line | None, bodies
         for b in [b for b in bodies if first.offset <= b.start < end][:2]:
             vote(b, w.opening, "opening")
         subject_spans.append(("opening", first.offset, first.offset + 40, w.opening))
+    for ln in lines[1:6]:  # a byline under the title: a line that is only a body's name (and a date)
+        if ln is title or _body_lines([ln], 0):
+            continue
+        sig = re.sub(r"(\d{4}年\d{1,2}月\d{1,2}日?|" + _CN_DATE + r")\s*$", "", ln.text).strip()
+        found = in_line(ln)
+        if found and len(sig) <= 30 and found[0].start <= ln.offset + 3 and found[-1].end >= ln.offset + len(sig) - 3:
+            vote(found[0], w.byline, "byline")
     last_body = max((i for i, ln in enumerate(lines) if len(ln.text) > 40), default=-1)
     for ln in reversed(lines[last_body + 1:][-4:]):
         sig = re.sub(r"(\d{4}年\d{1,2}月\d{1,2}日?|" + _CN_DATE + r")\s*$", "", ln.text).strip()

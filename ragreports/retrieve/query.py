@@ -191,8 +191,13 @@ def asked_measure(text: str) -> str | None:
                 return base_unit(word)
         if m.group(0).endswith("个"):
             return "个"
-    for pattern, unit in r.implied_measures:
-        if pattern.search(body):
+    return implied_measure(body)
+
+
+def implied_measure(text: str) -> str | None:
+    """The unit a noun of ``text`` implies (强度/比例 -> %, 成交额 -> 元), or None."""
+    for pattern, unit in rules().implied_measures:
+        if pattern.search(text):
             return unit
     return None
 

@@ -220,3 +220,21 @@ def test_genre_sets_which_year_a_title_carries():
     assert extract_meta("2023年某县法治政府建设年度报告\n" + LONG).year == 2023
     wr = extract_meta("2024年某县政府工作报告\n各位代表：\n现在，我代表县人民政府向大会报告工作。\n" + LONG)
     assert wr.genre == "work_report" and wr.year == 2023
+
+
+@pytest.mark.parametrize(
+    ("text", "issuer", "year", "published", "genre"),
+    [
+        # a statistical bulletin: about the year in its title, signed and dated by the statistics bureau
+        ("绍兴市2023年国民经济和社会发展统计公报\n绍兴市统计局\n2024年3月20日\n2023年，全市坚持稳中求进工作总基调，"
+         "经济运行持续回升向好。全年实现地区生产总值7791亿元，比上年增长7.8%。\n", "绍兴市统计局", 2023, "2024-03-20",
+         "statistics"),
+        # an information-disclosure report of a county government office
+        ("德清县人民政府办公室2023年政府信息公开工作年度报告\n索引号：001008003/2024-00012\n发布机构：德清县人民政府办公室\n"
+         "成文日期：2024-01-25\n本报告根据《中华人民共和国政府信息公开条例》要求编制，内容包括总体情况、主动公开政府信息"
+         "情况等。\n", "德清县人民政府办公室", 2023, "2024-01-25", "disclosure"),
+    ],
+)
+def test_other_genres(text, issuer, year, published, genre):
+    meta = extract_meta(text)
+    assert (meta.issuer, meta.year, meta.published, meta.genre) == (issuer, year, published, genre)
