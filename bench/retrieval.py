@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 from ragreports.config import Settings
 from ragreports.evaluation.gold import load_suite
 from ragreports.index.docstore import DocStore, check_index_identity
-from ragreports.index.lexical import LexicalIndex, lexical_terms
+from ragreports.index.lexical import LexicalIndex, chunk_terms, lexical_terms
 from ragreports.index.vectors import VectorIndex
 from ragreports.ingest.loaders import load_file
 from ragreports.providers import get_embedder
@@ -193,7 +193,7 @@ def build_synthetic(src: Settings, home: Path, min_chunks: int, dim: int, name: 
                 body = "".join(str(rng.randint(0, 9)) if ch.isdigit() and rng.random() < 0.3 else ch for ch in text)
             cs = [Chunk(doc_id, ch.index, body[ch.start:ch.end], ch.start, ch.end, ch.section, ch.tokens)
                   for ch in chunks]
-            terms = [" ".join(lexical_terms(x.text)) for x in cs]
+            terms = [" ".join(chunk_terms(meta, x)) for x in cs]
             store.begin_document(doc_id=doc_id, source=f"/synthetic/{doc_id}.txt", sha256=doc_id, fingerprint="",
                                  text=body, original=original, meta=meta, encoding="utf-8", fmt="txt", chunks=cs,
                                  terms=terms)

@@ -32,7 +32,7 @@ from ragreports.extract.metadata import GivenMeta, apply_given, extract_meta
 from ragreports.extract.periods import annotate_chunks
 from ragreports.index.docstore import DocRecord, DocStore, check_index_identity, ensure_home
 from ragreports.index.embeddings import Embedder, EmbeddingCache
-from ragreports.index.lexical import LexicalIndex, lexical_terms
+from ragreports.index.lexical import LexicalIndex, chunk_terms
 from ragreports.index.vectors import VectorIndex, drop_collection
 from ragreports.ingest.chunking import chunk_document
 from ragreports.ingest.loaders import discover, load_file
@@ -47,8 +47,9 @@ log = logging.getLogger("ragreports.workspace")
 
 # Bump when cleaning, metadata, chunking or the BM25 terms (index.lexical.lexical_terms) change what is stored:
 # documents are then re-processed on ingest. 2: lexical_terms writes Chinese-numeral counts in digits and adds
-# #<unit> terms. 3: metadata from evidence (with its quotes), chunks carry the years they speak about.
-PIPELINE_VERSION = "3"
+# #<unit> terms. 3: metadata from evidence (with its quotes), chunks carry the years they speak about. 4: a chunk's
+# BM25 terms include its header (place, years, section path).
+PIPELINE_VERSION = "4"
 SIDECAR_SUFFIX = ".meta.yaml"  # REPORT.meta.yaml beside REPORT.txt: metadata the user states
 
 ProgressFn = Callable[[str, dict], None]  # progress(event, info): "files" {total}, "file" {source}, "embedded" {n}
@@ -207,7 +208,7 @@ class Workspace:
         # Embed before touching the index: a failure here leaves any previous version intact.
         vecs, n = self.cache.embed(self.embedder, [c.text for c in chunks],
                                    on_embedded=lambda k: progress("embedded", {"n": k}))
-        terms = [" ".join(lexical_terms(c.text)) for c in chunks]
+        terms = [" ".join(chunk_terms(meta, c)) for c in chunks]
         ds.begin_document(doc_id=doc_id, source=raw.source, sha256=raw.sha256, fingerprint=fp, text=text,
                           original=raw.text, meta=meta, encoding=raw.encoding, fmt=raw.format,
                           chunks=chunks, terms=terms)
