@@ -13,306 +13,33 @@ text does not support is None: never a guess. The file name is never evidence.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from pydantic import BaseModel, ConfigDict
 
-from ragreports.data import load_rules
 from ragreports.extract.bodies import BodyMention, body_name, body_region, body_rules, find_bodies, resolve_chain
-from ragreports.extract.genres import Genre, detect_genre, genre_named
-from ragreports.text.numbers import parse_chinese_numeral
-from ragreports.text.places import COUNTY, PREFECTURE, PROVINCE, Gazetteer, Place, PlaceMention, gazetteer
+from ragreports.extract.cues import (
+    CN_DATE,
+    Ballot,
+    Line,
+    body_lines,
+    evidence_of,
+    lines_of,
+    meta_rules,
+    published_votes,
+    title_line,
+    valid_date,
+    year_votes,
+)
+from ragreports.extract.genres import detect_genre, genre_named
+from ragreports.text.places import PREFECTURE, Gazetteer, Place, PlaceMention, gazetteer
 from ragreports.types import Meta, MetaEvidence
 
-
-class _Weights(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    title: float
-    delegate: float
-    session: float
-    source: float
-    index_block: float
-    breadcrumb: float
-    banner: float
-    opening: float
-    signature: float
-    byline: float
-    mention: float
-    mention_cap: float
-    documents: float
-    self_reference: float
-    review_heading: float
-    opening_year: float
-    report_year_phrase: float
-    plan_heading: float
-    published_minus_one: float
-
-
-class MetaRulesFile(BaseModel):
-    """``data/meta_rules.yaml``."""
-
-    model_config = ConfigDict(extra="forbid")
-    source_labels: list[str]
-    source_not_bodies: list[str]
-    published_labels: list[str]
-    clock_lines: list[str]
-    breadcrumb_separators: list[str]
-    index_bullets: list[str]
-    site_banner: str
-    delegate: str
-    session: str
-    title_endings: list[str]
-    title_max_chars: int
-    title_search_lines: int
-    review_headings: list[str]
-    review_past_year: list[str]
-    opening_year: str
-    report_year_phrase: str
-    plan_headings: list[str]
-    superior_before: str
-    superior_after: str
-    weights: _Weights
-
-
-@functools.lru_cache(maxsize=1)
-def _rules() -> MetaRulesFile:
-    return load_rules("meta_rules", MetaRulesFile)
-
-
-# level word of a body written without its place -> the levels of unit it can stand for
-_LEVEL_OF_WORD = {"省": (PROVINCE,), "自治区": (PROVINCE,), "市": (PREFECTURE, COUNTY, PROVINCE), "州": (PREFECTURE,),
-                  "自治州": (PREFECTURE,), "盟": (PREFECTURE,), "区": (COUNTY,), "县": (COUNTY,), "自治县": (COUNTY,),
-                  "旗": (COUNTY,)}
 _KIND_WORD = {"省": "省", "自治区": "自治区", "直辖市": "市", "地级市": "市", "县级市": "市", "自治州": "州",
               "地区": "地区", "盟": "盟", "市辖区": "区", "县": "县", "自治县": "县", "旗": "旗", "自治旗": "旗"}
-
-_DATE = r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})"
-_LIST_MARK = re.compile(r"^(?:[一二三四五六七八九十]{1,3}\s*[、.．]|[（(]\s*[一二三四五六七八九十\d]{1,3}\s*[)）]"
-                        r"|\d{1,2}\s*[、.．](?!\d))\s*")
-_CN_DATE = "([〇零一二三四五六七八九]{4})年([一二三四五六七八九十]{1,3})月([一二三四五六七八九十]{1,3})日"
-
-
-@dataclass(frozen=True)
-class _Line:
-    start: int
-    text: str  # stripped
-    offset: int  # start of the stripped text in the document
-
-
-def _lines(text: str) -> list[_Line]:
-    out, pos = [], 0
-    for line in text.split("\n"):
-        s = line.strip()
-        if s:
-            out.append(_Line(pos, s, pos + line.index(s)))
-        pos += len(line) + 1
-    return out
-
-
-# ------------------------------------------------------------------------------------------------------- votes
-
-
-@dataclass
-class _Vote:
-    value: object
-    weight: float
-    cue: str
-    start: int
-    end: int
-
-
-class _Ballot:
-    """Weighted votes per key; the winner keeps its strongest cue as evidence."""
-
-    def __init__(self) -> None:
-        self.votes: dict[object, list[_Vote]] = defaultdict(list)
-
-    def add(self, key: object, value: object, weight: float, cue: str, start: int, end: int) -> None:
-        if weight > 0:
-            self.votes[key].append(_Vote(value, weight, cue, start, end))
-
-    def total(self, key: object) -> float:
-        return sum(v.weight for v in self.votes.get(key, ()))
-
-    def winner(self) -> tuple[object, _Vote, float] | None:
-        """(key, strongest vote of the winning key, confidence); None without votes; ties go to the earliest."""
-        if not self.votes:
-            return None
-        totals = {k: self.total(k) for k in self.votes}
-        key = max(totals, key=lambda k: (totals[k], -min(v.start for v in self.votes[k])))
-        best = max(self.votes[key], key=lambda v: (v.weight, -v.start))
-        return key, best, round(totals[key] / sum(totals.values()), 3)
-
-
-def _evidence(field: str, value: str | int, vote: _Vote, confidence: float, text: str) -> MetaEvidence:
-    return MetaEvidence(field, value, text[vote.start:vote.end], vote.start, vote.end, vote.cue, confidence)
-
-
-# ------------------------------------------------------------------------------------------------------- title
-
-
-def _title_line(lines: Sequence[_Line]) -> _Line | None:
-    r = _rules()
-    for ln in lines[: r.title_search_lines]:
-        line = ln.text
-        if len(line) > r.title_max_chars or len(line) < 6 or re.search(r"[，,。；;>]|来源|日期|时间|浏览|位置", line):
-            continue
-        core = re.sub(r"[（(][^（()）]*[)）]$", "", line)
-        has_year = re.search(r"(\d{4}|[〇零一二三四五六七八九]{4})年|报告|总结|公报", line)
-        if any(core.endswith(e) for e in r.title_endings) and has_year:
-            return ln
-    return None
-
-
-def find_title(text: str) -> str | None:
-    """The report's own title: an early line without sentence punctuation ending like a report title."""
-    ln = _title_line(_lines(text))
-    return ln.text if ln else None
-
-
-# ------------------------------------------------------------------------------------------------------- dates
-
-
-def _valid(y: int, m: int, d: int) -> str | None:
-    if 1949 <= y <= 2100 and 1 <= m <= 12 and 1 <= d <= 31:
-        return f"{y:04d}-{m:02d}-{d:02d}"
-    return None
-
-
-def _cn_date(s: str) -> str | None:
-    m = re.fullmatch(_CN_DATE, s)
-    if not m:
-        return None
-    y, mo, d = (parse_chinese_numeral(g) for g in m.groups())
-    return _valid(y, mo, d) if None not in (y, mo, d) else None  # type: ignore[arg-type]
-
-
-def _is_clock(line: str) -> bool:
-    return any(re.search(p, line) for p in _rules().clock_lines)
-
-
-def _published_votes(text: str, lines: Sequence[_Line], ballot: _Ballot) -> None:
-    """Labelled date lines (most trusted first), a dated index block near the top, a dated signature at the end."""
-    r = _rules()
-    edge = {ln.start for ln in list(lines[:15]) + list(lines[-12:])}
-    for rank, label in enumerate(r.published_labels):
-        generic = len(label) <= 2
-        for m in re.finditer(re.escape(label) + r"\s*[:：]\s*" + _DATE, text):
-            line_start = text.rfind("\n", 0, m.start()) + 1
-            line = text[line_start:text.find("\n", m.end()) if "\n" in text[m.end():] else len(text)]
-            if (generic and line_start not in edge) or _is_clock(line):
-                continue
-            if label == "时间" and text[m.start() - 2:m.start()] in ("更新", "发布", "发表"):
-                continue
-            v = _valid(*(int(g) for g in m.groups()[-3:]))
-            if v:
-                ballot.add(v, v, 20 - rank, "label", m.start(), m.end())
-                return
-    bullets = tuple(r.index_bullets)
-    for ln in lines[:12]:
-        if ln.text.startswith(bullets) and (m := re.fullmatch(r"[•·●▪]\s*" + _DATE, ln.text)):
-            v = _valid(*(int(g) for g in m.groups()))
-            if v:
-                ballot.add(v, v, 5, "index_block", ln.offset, ln.offset + len(ln.text))
-                return
-    for ln in reversed(lines[-8:]):
-        s = re.sub(r"\s", "", ln.text)
-        if len(s) > 40:
-            continue
-        m = (re.search(r"(?<!\d)(\d{4})年(\d{1,2})月(\d{1,2})日?$", s) or re.fullmatch(r"(\d{4})年(\d{2})(\d{2})", s))
-        v = _valid(*(int(g) for g in m.groups())) if m else None
-        if v is None and (cm := re.search(_CN_DATE + "$", s)):
-            v = _cn_date(cm.group(0))
-        if v:
-            ballot.add(v, v, 4, "signature", ln.offset, ln.offset + len(ln.text))
-            return
-
-
-def find_published(text: str) -> str | None:
-    """Publication date from a labelled date line, an index block, or a dated signature at the end; YYYY-MM-DD."""
-    ballot = _Ballot()
-    _published_votes(text, _lines(text), ballot)
-    w = ballot.winner()
-    return str(w[0]) if w else None
-
-
-# ------------------------------------------------------------------------------------------------------- years
-
-
-def _year_of(s: str) -> int | None:
-    m = re.search(r"(?<!\d)((?:19|20)\d{2})(?:\s*年|以来)", s)
-    if m:
-        return int(m.group(1))
-    m = re.search(r"([〇零一二三四五六七八九]{4})年", s)
-    if m:
-        v = parse_chinese_numeral(m.group(1))
-        return v if v and 1949 <= v <= 2100 else None
-    return None
-
-
-def _body_lines(lines: Sequence[_Line], skip: int) -> list[_Line]:
-    """Lines of running text: long, with clause punctuation, not a navigation trail."""
-    seps = tuple(_rules().breadcrumb_separators)
-    return [ln for ln in lines[skip:] if len(ln.text) > 30 and re.search("[，,。；;]", ln.text)
-            and not any(s in ln.text for s in seps)]
-
-
-def _year_votes(text: str, lines: Sequence[_Line], title: _Line | None, genre: Genre, delivered: int | None,
-                published: str | None, ballot: _Ballot) -> None:
-    r, w = _rules(), _rules().weights
-    offset = -1 if genre.title_year == "delivered" else 0
-    if title and (y := _year_of(re.sub(r"《[^》]*》", "", title.text))):
-        ballot.add(y + offset, y + offset, w.title, "title", title.offset, title.offset + len(title.text))
-    if delivered is not None and genre.title_year == "delivered":
-        m = re.search(_rules().session, text)
-        if m:
-            ballot.add(delivered - 1, delivered - 1, w.session, "session", m.start(), m.end())
-    for ln in lines:
-        line = _LIST_MARK.sub("", ln.text) if len(ln.text) < 40 else ""
-        for p in r.review_headings:
-            if line and (m := re.match(p, line)):
-                y = int(m.group("year"))
-                ballot.add(y, y, w.review_heading, "review_heading", ln.offset, ln.offset + len(ln.text))
-        for p in r.plan_headings:
-            if len(ln.text) < 40 and (m := re.match(p, ln.text)):
-                y = int(m.group("year")) - 1
-                ballot.add(y, y, w.plan_heading, "plan_heading", ln.offset, ln.offset + len(ln.text))
-    past = re.compile("|".join(map(re.escape, r.review_past_year)))
-    for ln in _body_lines(lines, 0)[:3]:
-        opening = re.sub(r"《[^》]*》|[（(][^（）()]*[)）]", lambda m: " " * len(m.group(0)), ln.text)[:160]
-        if m := re.match(r.opening_year, opening):
-            y = int(m.group("year"))
-            ballot.add(y, y, w.opening_year, "opening_year", ln.offset + m.start("year"), ln.offset + m.end("year") + 1)
-            break
-        heading = next((h.text for h in reversed(lines) if h.offset < ln.offset and len(h.text) < 40), "")
-        if (past.search(opening) or past.search(heading)) and (m := re.match(r"((?:19|20)\d{2})年是", ln.text)):
-            y = int(m.group(1))
-            ballot.add(y, y, w.opening_year, "opening_year", ln.offset + m.start(), ln.offset + m.end())
-            break
-    for m in re.finditer(r.report_year_phrase, text[:3000]):
-        y = int(m.group("year"))
-        ballot.add(y, y, w.report_year_phrase, "report_year_phrase", m.start(), m.end())
-    if not ballot.votes and published and any(c in text for c in r.review_past_year):
-        y = int(published[:4]) - 1
-        i = min(text.find(c) for c in r.review_past_year if c in text)
-        ballot.add(y, y, w.published_minus_one, "published_minus_one", i, i + 2)
-
-
-def find_year(text: str, title: str | None, published: str | None) -> int | None:
-    """The year reported on (see :func:`extract_meta`)."""
-    lines = _lines(text)
-    title_line = next((ln for ln in lines if ln.text == title), None) if title else None
-    ballot = _Ballot()
-    _year_votes(text, lines, title_line, detect_genre(title, text), None, published, ballot)
-    w = ballot.winner()
-    return int(w[0]) if w else None  # type: ignore[call-overload]
-
-
-# ------------------------------------------------------------------------------------------------------- issuer
 
 
 def _in_span(b: BodyMention, s: int, e: int) -> bool:
@@ -330,7 +57,7 @@ def _place_key(b: BodyMention) -> object:
 def _superior(text: str, b: BodyMention) -> bool:
     """A body the report answers to, not its issuer: the addressee line (县政府：), a body under whose leadership
     or arrangement the work was done (在县委、县政府的坚强领导下; 党中央、国务院决策部署)."""
-    r = _rules()
+    r = meta_rules()
     line_start = text.rfind("\n", 0, b.start) + 1
     line_end = text.find("\n", b.end)
     line = text[line_start:line_end if line_end >= 0 else len(text)].strip()
@@ -374,10 +101,10 @@ def _chains_in(text: str, s: int, e: int, g: Gazetteer) -> list[list[PlaceMentio
     return chains
 
 
-def _issuer_votes(text: str, lines: Sequence[_Line], title: _Line | None, bodies: Sequence[BodyMention],
-                  g: Gazetteer, ctx: Counter[str]) -> tuple[_Ballot, dict[object, BodyMention]]:
-    r, w = _rules(), _rules().weights
-    ballot = _Ballot()
+def _issuer_votes(text: str, lines: Sequence[Line], title: Line | None, bodies: Sequence[BodyMention],
+                  g: Gazetteer, ctx: Counter[str]) -> tuple[Ballot, dict[object, BodyMention]]:
+    r, w = meta_rules(), meta_rules().weights
+    ballot = Ballot()
     rep: dict[object, BodyMention] = {}
 
     def vote(b: BodyMention, weight: float, cue: str) -> None:
@@ -385,7 +112,7 @@ def _issuer_votes(text: str, lines: Sequence[_Line], title: _Line | None, bodies
         rep.setdefault(key, b)
         ballot.add(key, b, weight, cue, b.start, b.end)
 
-    def in_line(ln: _Line) -> list[BodyMention]:
+    def in_line(ln: Line) -> list[BodyMention]:
         return [b for b in bodies if _in_span(b, ln.offset, ln.offset + len(ln.text))]
 
     bodies = [b for b in bodies if not _superior(text, b)]
@@ -419,26 +146,28 @@ def _issuer_votes(text: str, lines: Sequence[_Line], title: _Line | None, bodies
         if re.search(r.site_banner, ln.text):
             for b in in_line(ln):
                 vote(b, w.banner, "banner")
-    body = _body_lines(lines, 0)
+    body = body_lines(lines, 0)
     if body:
         first = body[0]
         end = first.offset + min(len(first.text), 120)
         for b in [b for b in bodies if first.offset <= b.start < end][:2]:
             vote(b, w.opening, "opening")
         subject_spans.append(("opening", first.offset, first.offset + 40, w.opening))
-    for ln in lines[1:6]:  # a byline under the title: a line that is only a body's name (and a date)
-        if ln is title or _body_lines([ln], 0):
-            continue
-        sig = re.sub(r"(\d{4}年\d{1,2}月\d{1,2}日?|" + _CN_DATE + r")\s*$", "", ln.text).strip()
+    def only_a_body(ln: Line) -> BodyMention | None:
+        """The body a line consists of (a byline, a signature), a date after it allowed."""
+        name = re.sub(r"(\d{4}年\d{1,2}月\d{1,2}日?|" + CN_DATE + r")\s*$", "", ln.text).strip()
         found = in_line(ln)
-        if found and len(sig) <= 30 and found[0].start <= ln.offset + 3 and found[-1].end >= ln.offset + len(sig) - 3:
-            vote(found[0], w.byline, "byline")
+        if found and len(name) <= 30 and found[0].start <= ln.offset + 3 and found[-1].end >= ln.offset + len(name) - 3:
+            return found[0]
+        return None
+
+    for ln in lines[1:6]:  # a byline under the title
+        if ln is not title and not body_lines([ln], 0) and (b := only_a_body(ln)):
+            vote(b, w.byline, "byline")
     last_body = max((i for i, ln in enumerate(lines) if len(ln.text) > 40), default=-1)
-    for ln in reversed(lines[last_body + 1:][-4:]):
-        sig = re.sub(r"(\d{4}年\d{1,2}月\d{1,2}日?|" + _CN_DATE + r")\s*$", "", ln.text).strip()
-        found = in_line(ln)
-        if found and len(sig) <= 30 and found[0].start <= ln.offset + 3 and found[-1].end >= ln.offset + len(sig) - 3:
-            vote(found[0], w.signature, "signature")
+    for ln in reversed(lines[last_body + 1:][-4:]):  # a signature after the last paragraph
+        if b := only_a_body(ln):
+            vote(b, w.signature, "signature")
             break
     counts: Counter[object] = Counter()
     for b in bodies:
@@ -458,7 +187,7 @@ def _issuer_votes(text: str, lines: Sequence[_Line], title: _Line | None, bodies
     return ballot, rep
 
 
-def _merge_levels(ballot: _Ballot, rep: dict[object, BodyMention], g: Gazetteer) -> None:
+def _merge_levels(ballot: Ballot, rep: dict[object, BodyMention], g: Gazetteer) -> None:
     """A body written with a level word only (市科技局) is the same body as one of that organ named with a place of
     that level (六盘水市科学技术局): its votes join the named one's."""
     for key in [k for k in ballot.votes if isinstance(k, tuple) and k[0] == "level"]:
@@ -504,11 +233,11 @@ def _zone_city(g: Gazetteer, text: str, ctx: Counter[str]) -> Place | None:
     return found[0] if found and found[0].level == PREFECTURE else None
 
 
-def _enough(ballot: _Ballot, key: object) -> bool:
+def _enough(ballot: Ballot, key: object) -> bool:
     """A body is the issuer only on a positional cue (title, source line, signature …) or when the report names it
     again and again: a passing mention is not evidence of authorship."""
     votes = ballot.votes[key]
-    w = _rules().weights
+    w = meta_rules().weights
     return any(v.cue not in ("mention", "self_reference") for v in votes) or \
         sum(v.weight for v in votes if v.cue == "mention") >= w.mention_cap
 
@@ -518,37 +247,37 @@ def extract_meta(text: str, source: str | None = None) -> Meta:
     interface symmetry and ignored: file names are not evidence."""
     del source
     g = gazetteer()
-    lines = _lines(text)
-    title_line = _title_line(lines)
-    title = title_line.text if title_line else None
+    lines = lines_of(text)
+    head = title_line(lines)
+    title = head.text if head else None
     genre = detect_genre(title, text)
     evidence: list[MetaEvidence] = []
 
-    pub_ballot = _Ballot()
-    _published_votes(text, lines, pub_ballot)
-    session = re.search(_rules().session, text[:3000])
+    pub_ballot = Ballot()
+    published_votes(text, lines, pub_ballot)
+    session = re.search(meta_rules().session, text[:3000])
     delivered_date = None
     if session and session.group("date"):
-        delivered_date = _valid(*(int(x) for x in re.findall(r"\d+", session.group("date"))[:3]))
+        delivered_date = valid_date(*(int(x) for x in re.findall(r"\d+", session.group("date"))[:3]))
         if delivered_date and not pub_ballot.votes:
             pub_ballot.add(delivered_date, delivered_date, 3, "session", session.start("date"), session.end("date"))
     published = None
     if (won := pub_ballot.winner()) is not None:
         published = str(won[0])
-        evidence.append(_evidence("published", published, won[1], won[2], text))
+        evidence.append(evidence_of("published", published, won[1], won[2], text))
 
     delivered = int(delivered_date[:4]) if delivered_date else None
-    year_ballot = _Ballot()
-    _year_votes(text, lines, title_line, genre, delivered, published, year_ballot)
+    year_ballot = Ballot()
+    year_votes(text, lines, head, genre, delivered, published, year_ballot)
     year = None
     if (won := year_ballot.winner()) is not None:
         year = int(won[0])  # type: ignore[call-overload]
-        evidence.append(_evidence("year", year, won[1], won[2], text))
+        evidence.append(evidence_of("year", year, won[1], won[2], text))
 
     places = g.find(text, short_before=body_rules().after_short_place)
     ctx = g.context(places)
     bodies = find_bodies(text, ctx)
-    ballot, rep = _issuer_votes(text, lines, title_line, bodies, g, ctx)
+    ballot, rep = _issuer_votes(text, lines, head, bodies, g, ctx)
     _merge_levels(ballot, rep, g)
     issuer = region = None
     if (won := ballot.winner()) is not None and _enough(ballot, won[0]):
@@ -562,10 +291,10 @@ def extract_meta(text: str, source: str | None = None) -> Meta:
             place = _zone_city(g, text, ctx)
         issuer, region = body_name(b, place), body_region(b, place)
         if issuer:
-            evidence.append(_evidence("issuer", issuer, vote, confidence, text))
-            evidence.append(_evidence("region", region or "", vote, confidence, text))
-    if title_line:
-        evidence.append(MetaEvidence("title", title, title, title_line.offset, title_line.offset + len(title), "title",
+            evidence.append(evidence_of("issuer", issuer, vote, confidence, text))
+            evidence.append(evidence_of("region", region or "", vote, confidence, text))
+    if head:
+        evidence.append(MetaEvidence("title", title, title, head.offset, head.offset + len(title), "title",
                                      1.0))
     return Meta(issuer=issuer, region=region, year=year, published=published, title=title, genre=genre.name,
                 evidence=tuple(evidence))
@@ -594,7 +323,7 @@ def apply_given(meta: Meta, given: GivenMeta) -> Meta:
         return meta
     if "published" in values:
         m = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", str(values["published"]).strip())
-        v = _valid(*(int(g) for g in m.groups())) if m else None
+        v = valid_date(*(int(g) for g in m.groups())) if m else None
         if v is None:
             raise ValueError(f"published must be a date YYYY-MM-DD, got {values['published']!r}")
         values["published"] = v

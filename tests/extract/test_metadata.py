@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ragreports.extract.metadata import extract_meta, find_published, find_title, find_year
+from ragreports.extract.cues import find_published, find_title, find_year
+from ragreports.extract.metadata import extract_meta
 from ragreports.text.cleaning import clean
 
 DEV = Path(__file__).resolve().parents[2] / "eval" / "suites" / "dev"
