@@ -39,6 +39,7 @@ class BodiesFile(BaseModel):
     national_region: str
     national_prefixes: list[str]
     national_bodies: dict[str, str]
+    generic_organ: str
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,17 @@ class BodyRules:
         # what may follow a short place name for it to count as one (烟台 + 人力资源和社会保障局 / 市科技局)
         self.after_short_place = re.compile(f"(?:{levels})?(?:{self.organ_re.pattern})|[{_CJK}]{{0,4}}(?:{zones})")
         self.self_re = re.compile("|".join(map(re.escape, sorted(d.self_references, key=len, reverse=True))))
+        self.generic_organ_re = re.compile(d.generic_organ)
 
-    def organ_at(self, text: str, pos: int) -> tuple[int, str] | None:
-        """(end, full organ name) of the organ written at ``pos``."""
+    def organ_at(self, text: str, pos: int, generic: bool = False) -> tuple[int, str] | None:
+        """(end, full organ name) of the organ written at ``pos``; with ``generic``, an organ the table does not
+        list is read by the shape of organ names (林业和草原局, 公共资源交易中心)."""
         m = self.organ_re.match(text, pos)
-        return (m.end(), self.organs[m.group(0)]) if m else None
+        if m:
+            return m.end(), self.organs[m.group(0)]
+        if generic and (g := self.generic_organ_re.match(text, pos)):
+            return g.end(), g.group(0)
+        return None
 
     def full_organ(self, written: str) -> str:
         return self.organs.get(written, written)
@@ -162,7 +169,7 @@ def find_bodies(text: str, context: Counter[str] | None = None) -> list[BodyMent
         zm = r.zone_re.match(text, pos)
         if zm and zm.group(0) in zones:
             zone, pos = zm.group(0), zm.end()
-        organ = r.organ_at(text, pos)
+        organ = r.organ_at(text, pos, generic=True)  # a place written out: any organ-shaped name after it
         if organ is None:
             continue
         place = resolve_chain(g, chain, ctx)

@@ -33,3 +33,8 @@ def test_a_zone_the_table_does_not_list_is_read_from_repetition():
 def test_central_body_serves_the_country():
     (b,) = find_bodies("2018年，生态环境部扎实推进。")
     assert body_region(b) == "全国"
+
+
+def test_an_organ_the_table_does_not_list_is_read_by_its_shape_after_a_place():
+    assert [body_name(b) for b in find_bodies("烟台市林业和草原局坚持依法行政。")] == ["烟台市林业和草原局"]
+    assert find_bodies("林业和草原局坚持依法行政。") == []  # no place written: no body
