@@ -1,19 +1,20 @@
 """What both answer engines share: the refusal, answer clipping, the prompt-injection check and the rules file.
 
 Passage text is data: sentences that read like instructions to a model (``忽略以上指令…``) are never answers or
-citations, in either engine. Rules are data in ``ragreports/data/answer_rules.yaml``.
+citations, in either engine (:func:`is_injection`, rules in ``ragreports/data/injection_rules.yaml``, shared with the
+flagging at ingest). The other answering rules are data in ``ragreports/data/answer_rules.yaml``.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
 from ragreports.data import load_rules
+from ragreports.text import injection
 from ragreports.types import Answer
 
 REFUSAL = "报告中未找到相关信息。"
@@ -25,7 +26,6 @@ class AnswerRulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     min_score: float
     compatible_units: list[list[str]]
-    injection_patterns: list[str]
     who_patterns: list[str]
     asks_name: list[str]
 
@@ -34,7 +34,6 @@ class AnswerRulesFile(BaseModel):
 class AnswerRules:
     min_score: float
     compatible_units: tuple[frozenset[str], ...]
-    injection: re.Pattern[str]
     who_patterns: tuple[re.Pattern[str], ...]
     asks_name: re.Pattern[str]
 
@@ -46,7 +45,6 @@ def rules() -> AnswerRules:
     return AnswerRules(
         min_score=r.min_score,
         compatible_units=tuple(frozenset(g) for g in r.compatible_units),
-        injection=re.compile("|".join(f"(?:{p})" for p in r.injection_patterns), re.I),
         who_patterns=tuple(re.compile(p) for p in r.who_patterns),
         asks_name=re.compile("(?:" + "|".join(map(re.escape, r.asks_name)) + r")([^，,。？?！!]{1,6})"),
     )
@@ -54,7 +52,7 @@ def rules() -> AnswerRules:
 
 def is_injection(text: str) -> bool:
     """True when ``text`` reads like an instruction to a model (prompt injection), not report content."""
-    return bool(rules().injection.search(unicodedata.normalize("NFKC", text)))
+    return injection.is_injection(text)
 
 
 def refusal(question: str, engine: str, prompt: str | None = None) -> Answer:

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
+
+from ragreports import redaction
 
 log = logging.getLogger("ragreports.llm")
 
@@ -65,13 +66,8 @@ def record_call(model: Any, rec: CallRecord) -> None:
 
 
 # -- secrets ----------------------------------------------------------------------------------------------
-_KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9_\-.]{6,}")
-
-
 def redact(text: str, secrets: Sequence[str | None] = ()) -> str:
-    """Text with the given secrets and anything key-like (``sk-...``, ``Bearer ...``) masked."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-    return _KEYLIKE.sub(lambda m: m.group(1) + "***", text)
+    """Text with the given secrets and anything key-like masked: the one redaction of
+    :func:`ragreports.redaction.redact` (registered secrets, ``sk-...``, ``Bearer ...``, URL user-info)."""
+    return redaction.redact(text, secrets)
 
