@@ -33,6 +33,18 @@ class DocumentNotFoundError(RagReportsError):
     exit_code = 2
 
 
+class IndexBusyError(RagReportsError):
+    """Another process is writing the index (``ingest``/``delete``/``doctor --repair``) and we were told not to wait."""
+
+
+class IndexDamagedError(RagReportsError):
+    """The on-disk index is damaged (e.g. a process died while writing the vectors); ``ragreports doctor --repair``."""
+
+
+class DiskFullError(RagReportsError):
+    """No space left on the device holding the index or the cache; the batch stopped cleanly."""
+
+
 class ProviderError(RagReportsError):
     """A model provider (LLM or embedder) failed: unreachable, model not found, timed out."""
 
