@@ -48,13 +48,22 @@ def rules() -> InjectionRules:
                           _alternatives(r.line_cues), _alternatives(r.blob_cues))
 
 
+@functools.lru_cache(maxsize=1)
+def _nfkc_table() -> dict[int, str]:
+    """Characters of the Basic Multilingual Plane whose NFKC form is one other character (full-width letters and
+    punctuation...): a translation table that normalises without moving any offset."""
+    table: dict[int, str] = {}
+    for cp in range(0x80, 0x10000):
+        ch = chr(cp)
+        n = unicodedata.normalize("NFKC", ch)
+        if n != ch and len(n) == 1:
+            table[cp] = n
+    return table
+
+
 def _nfkc(text: str) -> str:
     """NFKC that keeps offsets: characters whose normal form has another length are kept as they are."""
-    out = []
-    for ch in text:
-        n = unicodedata.normalize("NFKC", ch)
-        out.append(n if len(n) == 1 else ch)
-    return "".join(out)
+    return text.translate(_nfkc_table())
 
 
 def is_injection(text: str) -> bool:

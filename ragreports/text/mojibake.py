@@ -68,6 +68,13 @@ def common_hanzi() -> frozenset[str]:
     return frozenset(chars)
 
 
+@functools.lru_cache(maxsize=1)
+def _implausible_re() -> re.Pattern[str]:
+    """One character that is not ordinary report text (a fast first look before the byte-level work)."""
+    chars = sorted(common_hanzi() | PLAUSIBLE_OTHER)
+    return re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]|[^\x00-\x7f" + "".join(re.escape(c) for c in chars) + "]")
+
+
 def plausible(ch: str) -> bool:
     """An ordinary character of a report: ASCII (but control characters), a common hanzi or report punctuation."""
     if ch < "\x80":
@@ -99,18 +106,21 @@ def _double_byte(ch: str) -> bytes | None:
 
 
 def _runs(text: str):
-    """Maximal runs of GBK double-byte characters: (start, end, bytes)."""
-    i, n = 0, len(text)
-    while i < n:
-        if _double_byte(text[i]) is None:
-            i += 1
+    """Maximal runs of GBK double-byte characters that hold at least one odd character: (start, end, bytes).
+    Only the neighbourhood of odd characters (found by one regex scan) is looked at byte by byte."""
+    done = 0
+    for m in _implausible_re().finditer(text):
+        if m.start() < done or _double_byte(text[m.start()]) is None:
             continue
+        i = m.start()
+        while i > 0 and _double_byte(text[i - 1]) is not None:
+            i -= 1
         j, parts = i, []
-        while j < n and (b := _double_byte(text[j])) is not None:
+        while j < len(text) and (b := _double_byte(text[j])) is not None:
             parts.append(b)
             j += 1
+        done = j
         yield i, j, b"".join(parts)
-        i = j
 
 
 def _implausible(s: str) -> int:
@@ -154,6 +164,8 @@ def _utf8_as_gbk(run: str, data: bytes) -> tuple[int, str] | None:
 def repair_mojibake(text: str) -> str:
     """``text`` with the mojibake runs that the bytes allow repaired (see the module docstring). Pure; a text
     without mojibake comes back unchanged; repairing twice changes nothing more."""
+    if not _implausible_re().search(text):
+        return text
     out: list[str] = []
     pos = 0
     for s, e, data in _runs(text):
