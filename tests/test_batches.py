@@ -147,7 +147,8 @@ def small_disk(open_tmp):
     if p.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
     yield mnt
-    subprocess.run(["umount", str(mnt)], capture_output=True, timeout=60)
+    if subprocess.run(["umount", str(mnt)], capture_output=True, timeout=60).returncode != 0:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=60)  # still busy: detach it
 
 
 def _fill(mnt: Path, leave_kib: int, name: str) -> Path:
@@ -184,3 +185,5 @@ def test_full_disk_is_one_line_and_the_index_stays_readable(small_disk, tmp_path
     assert not done.errors and len(done.documents) == 5
     report = ws.doctor()
     assert not report.damaged and report.vectors == report.chunks
+    ws.vectors.close()
+    ws.docstore.close()
