@@ -13,7 +13,7 @@ Several processes may use one index at once. Writers (``ingest``, ``delete``, ``
 ``write.lock`` for the whole call, one at a time: a second one waits (``progress("waiting", {"holder": …})``) or,
 with ``wait=False``, raises :class:`~ragreports.errors.IndexBusyError`. Readers never take it: they read committed
 state only (ready documents), and every touch of Chroma's or the BM25 files takes turns under ``storage.lock``
-(:mod:`ragreports.index.vectors`). A batch goes on past a file that fails (its error is reported); it stops at a full
+(:mod:`ragreports.index.stores`). A batch goes on past a file that fails (its error is reported); it stops at a full
 disk or a damaged vector store, leaving every finished document readable.
 """
 
@@ -48,7 +48,8 @@ from ragreports.index.embeddings import Embedder, EmbeddingCache
 from ragreports.index.faults import ensure_space
 from ragreports.index.lexical import LexicalIndex, lexical_terms
 from ragreports.index.locks import describe_process, write_lock
-from ragreports.index.vectors import DiskStore, NoVectors, VectorIndex, drop_collection, open_store, vector_extra
+from ragreports.index.stores import DiskStore, drop_collection, open_store
+from ragreports.index.vectors import NoVectors, VectorIndex, vector_extra
 from ragreports.ingest.chunking import chunk_document
 from ragreports.ingest.loaders import discover, load_file
 from ragreports.llm.base import ChatModel

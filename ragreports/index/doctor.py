@@ -27,7 +27,8 @@ from pathlib import Path
 from ragreports.index.docstore import DocStore
 from ragreports.index.embeddings import Embedder, EmbeddingCache
 from ragreports.index.lexical import LexicalIndex
-from ragreports.index.vectors import DiskStore, ServerStore, VectorIndex, vector_extra
+from ragreports.index.stores import DiskStore, ServerStore
+from ragreports.index.vectors import VectorIndex, vector_extra
 
 log = logging.getLogger("ragreports.index")
 

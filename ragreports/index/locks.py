@@ -1,6 +1,6 @@
 """Inter-process locks on small files in the index home (``fcntl.flock``), re-entrant inside a process.
 
-Two locks guard an index (see :mod:`ragreports.workspace` and :mod:`ragreports.index.vectors`):
+Two locks guard an index (see :mod:`ragreports.workspace` and :mod:`ragreports.index.stores`):
 
 - ``write.lock``: one writer at a time (``ingest``, ``delete``, ``doctor``), held for the whole command. A second
   writer waits (and is told who holds it) or, with ``wait=False``, fails at once with :class:`IndexBusyError`.
