@@ -34,6 +34,9 @@ _EXPORTS = {
     "EmptyDocumentError": "ragreports.errors", "DocumentNotFoundError": "ragreports.errors",
     "IndexMismatchError": "ragreports.errors", "ProviderError": "ragreports.errors",
     "StructuredOutputError": "ragreports.errors", "GoldFormatError": "ragreports.errors",
+    "IndexBusyError": "ragreports.errors", "IndexDamagedError": "ragreports.errors",
+    "DiskFullError": "ragreports.errors", "MetadataError": "ragreports.errors",
+    "DoctorReport": "ragreports.index.doctor",
 }
 
 __all__ = ["__version__", *_EXPORTS]  # noqa: PLE0604 - the keys of _EXPORTS are strings

@@ -1,6 +1,8 @@
 """Thin command-line interface (typer). Results go to stdout; logs and progress to stderr.
 
-Exit codes: 0 success, 1 some inputs failed (or an eval gate failed), 2 usage or configuration error.
+Exit codes: 0 success, 1 some inputs failed (or an eval gate failed, the index is busy with ``--no-wait``, damaged,
+or the disk is full), 2 usage or configuration error. Errors are one line on stderr, printed once. Everything the
+process prints passes through :class:`ragreports.redaction.RedactingStream`: no key, token or URL password leaves it.
 Heavy third-party libraries load inside the stages on first use, so ``ragreports --help`` is fast.
 """
 
@@ -9,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -24,7 +28,9 @@ from ragreports.config import Settings, load_settings
 from ragreports.errors import ConfigError, RagReportsError
 from ragreports.evaluation import report as eval_report
 from ragreports.evaluation.runner import parse_min, run_eval
+from ragreports.index.locks import holder_text
 from ragreports.llm.streaming import draft_handler
+from ragreports.redaction import RedactingStream, redact_obj
 from ragreports.workspace import Workspace
 
 app = typer.Typer(
@@ -35,6 +41,7 @@ app = typer.Typer(
 _state: dict[str, Any] = {"overrides": {}, "verbose": False}
 
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
+NoWaitOpt = typer.Option(False, "--no-wait", help="Fail at once (exit 1) when another process is writing the index.")
 
 
 def _err() -> Console:
@@ -54,7 +61,19 @@ def _workspace() -> Workspace:
 
 
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.write(json.dumps(redact_obj(obj), ensure_ascii=False, indent=2) + "\n")
+
+
+def _error_line(source: str, error: str) -> None:
+    _err().print(f"[red]error:[/] {escape(source)}: {escape(error)}", highlight=False, soft_wrap=True)
+
+
+def _waiting(err: Console):
+    def progress(event: str, info: dict) -> None:
+        if event == "waiting":
+            err.print(f"[yellow]waiting[/] for the index lock held by {escape(holder_text(info['holder']))} "
+                      "(Ctrl-C to stop; --no-wait fails at once)", highlight=False, soft_wrap=True)
+    return progress
 
 
 @app.callback()
@@ -96,18 +115,20 @@ def _parse_meta(items: list[str]) -> dict[str, str]:
 
 @app.command()
 def ingest(
-    paths: list[Path] = typer.Argument(..., help="Report files or folders (searched recursively)."),
+    paths: list[Path] = typer.Argument(..., readable=False,  # unreadable inputs fail one by one, not the batch
+                                       help="Report files or folders (searched recursively)."),
     reindex: bool = typer.Option(False, "--reindex", help="Drop the index first and rebuild it from these paths."),
     meta: list[str] = typer.Option([], "--meta", help="State metadata for these reports: KEY=VALUE (issuer, region, "
                                    "year, published, title, genre); wins over extraction, as a REPORT.meta.yaml does."),
+    prune: bool = typer.Option(False, "--prune", help="Also remove indexed documents whose file is gone."),
+    no_wait: bool = NoWaitOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Load, clean, chunk and index reports (.txt .md .html .pdf .docx; UTF-8/UTF-16/GBK/Big5)."""
     stated = _parse_meta(meta)
     ws = _workspace()
-    if reindex:
-        ws.reset()
     err = _err()
+    waiting = _waiting(err)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True, disable=not err.is_terminal) as bar:
         files = bar.add_task("files", total=None)
@@ -117,12 +138,18 @@ def ingest(
             if event == "files":
                 bar.update(files, total=info["total"])
             elif event == "file":
-                bar.update(files, description=f"[cyan]{Path(info['source']).name}[/]")
+                bar.update(files, description=f"[cyan]{escape(Path(info['source']).name)}[/]")
                 bar.advance(files, 0)
             elif event == "embedded":
                 bar.advance(chunks, info["n"])
+            elif event == "flagged" and info["kind"] == "injection":
+                err.print(f"[yellow]flagged[/]  {escape(info['doc_id'])} [{info['start']}:{info['end']}] text "
+                          f"addressed to a model, kept out of answers: {escape(info['text'][:80])!r}",
+                          highlight=False, soft_wrap=True)
+            else:
+                waiting(event, info)
 
-        report = ws.ingest(paths, progress=progress, meta=stated)
+        report = ws.ingest(paths, progress=progress, wait=not no_wait, prune=prune, reindex=reindex, meta=stated)
         bar.update(files, completed=len(report.documents) + len(report.errors))
     if as_json:
         _print_json(report.to_dict())
@@ -130,12 +157,48 @@ def ingest(
         out = _out()
         for d in report.documents:
             colour = {"added": "green", "updated": "yellow", "unchanged": "dim"}[d.status]
-            out.print(f"[{colour}]{d.status:9}[/] {d.doc_id}  ({d.chunks} chunks)  {d.source}")
+            out.print(f"[{colour}]{d.status:9}[/] {escape(d.doc_id)}  ({d.chunks} chunks)  {escape(d.source)}")
+        for doc_id in report.pruned:
+            out.print(f"[red]pruned   [/] {escape(doc_id)}  (its file is gone)")
+        for source, reason in report.skipped:
+            err.print(f"[dim]skipped[/]  {escape(source)}: {escape(reason)}", highlight=False, soft_wrap=True)
         for source, error in report.errors:
-            out.print(f"[red]error    [/] {source}: {error}")
+            if error != report.stopped:
+                _error_line(source, error)
+        if report.stopped:
+            err.print(f"[red]error:[/] {escape(report.stopped)}", highlight=False, soft_wrap=True)
         out.print(f"{len(report.documents)} document(s), {len(report.errors)} error(s), "
-                  f"{report.embedded} chunk(s) embedded; index: {ws.settings.home}")
+                  f"{report.embedded} chunk(s) embedded" + (f", {len(report.not_done)} file(s) not done"
+                                                            if report.stopped else "")
+                  + f"; index: {escape(str(ws.settings.home))}")
     if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def doctor(
+    repair: bool = typer.Option(False, "--repair", help="Rebuild what is broken from the docstore and the cache."),
+    no_wait: bool = NoWaitOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check that docstore, vectors and BM25 agree and can be read; exit 1 on damage left unrepaired."""
+    err = _err()
+    report = _workspace().doctor(repair_damage=repair, wait=not no_wait, progress=_waiting(err))
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        out = _out()
+        vectors = "?" if report.vectors is None else report.vectors
+        out.print(f"index {escape(report.home)}: {report.documents} document(s), {report.chunks} chunk(s), "
+                  f"{vectors} vector(s)")
+        for f in report.findings:
+            state = "[green]repaired[/]" if f.repaired else ("[red]damage  [/]" if f.damage else "[yellow]notice  [/]")
+            out.print(f"{state} {f.part}: {escape(f.problem)}")
+        if report.repaired:
+            out.print(f"repair done; {report.re_embedded} chunk(s) embedded again (the rest came from the cache)")
+        verdict = "damaged: run `ragreports doctor --repair`" if report.damaged else "ok"
+        out.print(verdict if not (report.damaged and report.repaired) else "damage left after the repair (above)")
+    if report.damaged:
         raise typer.Exit(1)
 
 
@@ -186,9 +249,10 @@ def show(
 
 
 @app.command()
-def delete(doc: str = typer.Argument(..., help="Doc id or source path."), as_json: bool = JsonOpt) -> None:
-    """Remove a document from the docstore, the vectors and the BM25 index."""
-    doc_id = _workspace().delete(doc)
+def delete(doc: str = typer.Argument(..., help="Doc id or source path."), no_wait: bool = NoWaitOpt,
+           as_json: bool = JsonOpt) -> None:
+    """Remove a document from the docstore, the vectors and the BM25 index (no text of it stays on disk)."""
+    doc_id = _workspace().delete(doc, wait=not no_wait, progress=_waiting(_err()))
     if as_json:
         _print_json({"deleted": doc_id})
     else:
@@ -226,6 +290,8 @@ def ask(
     issuer: str | None = typer.Option(None, "--issuer"),
     k: int = typer.Option(5, "--k", "-k", min=1, max=50),
     engine: str = typer.Option("extractive", "--engine", help="extractive (offline) | llm"),
+    allow_flagged: bool = typer.Option(False, "--allow-flagged",
+                                       help="Let text flagged as addressed to a model into the LLM's context."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Answer a question from the reports, with verified citations (or refuse). With --engine llm on a terminal the
@@ -234,15 +300,17 @@ def ask(
     if engine == "llm" and not as_json and out.is_terminal:
         with Live(Text(""), console=out, transient=True) as live:
             draft = draft_handler("answer", lambda t: live.update(Text(t, style="dim")))
-            ans, _ = ws.ask(question, k=k, doc=doc, year=year, issuer=issuer, engine=engine, callbacks=[draft])
+            ans, _ = ws.ask(question, k=k, doc=doc, year=year, issuer=issuer, engine=engine, callbacks=[draft],
+                            allow_flagged=allow_flagged)
     else:
-        ans, _ = ws.ask(question, k=k, doc=doc, year=year, issuer=issuer, engine=engine)
+        ans, _ = ws.ask(question, k=k, doc=doc, year=year, issuer=issuer, engine=engine, allow_flagged=allow_flagged)
     if as_json:
         _print_json(ans.to_dict())
         return
-    out.print(f"[bold]{ans.answer}[/]" if not ans.refused else f"[yellow]{ans.answer}[/]")
+    out.print(f"[bold]{escape(ans.answer)}[/]" if not ans.refused else f"[yellow]{escape(ans.answer)}[/]")
     for c in ans.citations:
-        out.print(f"  [dim]—[/] {Path(c.source).name} › {c.section or '(preamble)'} › 「{c.quote}」 "
+        out.print(f"  [dim]—[/] {escape(Path(c.source).name)} › {escape(c.section or '(preamble)')} › "
+                  f"「{escape(c.quote)}」 "
                   f"[dim][{c.start}:{c.end}][/]")
 
 
@@ -408,11 +476,21 @@ def demo(
 
 
 def main() -> None:
+    """The console entry point: redacted output streams, one error line on stderr, the README's exit codes."""
+    if not isinstance(sys.stdout, RedactingStream):
+        sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     try:
         app()
     except RagReportsError as exc:
-        _err().print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _err().print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _err().print("[yellow]interrupted[/]; the index stays consistent — re-run the command to finish")
         sys.exit(130)
+    except Exception:  # a bug: its traceback, redacted like everything else
+        sys.stderr.write(traceback.format_exc())
+        sys.stderr.write("error: unexpected failure (above); please report it\n")
+        sys.exit(1)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()

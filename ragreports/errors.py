@@ -23,6 +23,11 @@ class EmptyDocumentError(LoadError):
     """The file was read but holds no report text after cleaning."""
 
 
+class MetadataError(ConfigError):
+    """The metadata stated for one report (its sidecar ``REPORT.meta.yaml`` or ``ingest --meta``) is invalid: that
+    file fails, a batch goes on with the others."""
+
+
 class IndexMismatchError(ConfigError):
     """The index was built with another embedder (name or dimension) than the one configured."""
 
@@ -31,6 +36,18 @@ class DocumentNotFoundError(RagReportsError):
     """No indexed document matches the given doc id or source path (a usage error)."""
 
     exit_code = 2
+
+
+class IndexBusyError(RagReportsError):
+    """Another process is writing the index (``ingest``/``delete``/``doctor --repair``) and we were told not to wait."""
+
+
+class IndexDamagedError(RagReportsError):
+    """The on-disk index is damaged (e.g. a process died while writing the vectors); ``ragreports doctor --repair``."""
+
+
+class DiskFullError(RagReportsError):
+    """No space left on the device holding the index or the cache; the batch stopped cleanly."""
 
 
 class ProviderError(RagReportsError):

@@ -46,3 +46,21 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     for var in ("RAGREPORTS_LLM", "RAGREPORTS_CHROMA_URL", "RAGREPORTS_EMBEDDER", "OPENAI_BASE_URL",
                 "RAGREPORTS_LLM_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
+
+
+def big_report(path: Path, copies: int, tag: str = "") -> Path:
+    """A long report made of the samples repeated ``copies`` times with small changes (about 125 chunks per copy
+    at the default chunk size), for tests that need an ingest long enough to overlap with other processes."""
+    texts = [p.read_text(encoding="utf-8") for p in sorted(SAMPLES.glob("*.txt"))]
+    parts = [t.replace("。", f"（{tag}第{i}部分）。", 3) for i in range(copies) for t in texts]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def cli_env(home: Path, cache: Path, **extra: str) -> dict[str, str]:
+    """Environment for running the CLI in a subprocess against ``home`` with the hashing embedder, offline."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGREPORTS_", "OPENAI_", "TIKTOKEN_"))}
+    env.update({"RAGREPORTS_HOME": str(home), "RAGREPORTS_CACHE_DIR": str(cache), "RAGREPORTS_EMBEDDER": "hash",
+                "RAGREPORTS_LLM": "none", **extra})
+    return env

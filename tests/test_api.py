@@ -38,6 +38,9 @@ def test_public_api_ingests_asks_extracts_and_summarizes(tmp_path):
     assert isinstance(brief, ragreports.Brief)
     assert brief.measures and brief.model_dump(mode="json")["doc_id"] == doc_id
 
+    health = ws.doctor(repair_damage=True)
+    assert isinstance(health, ragreports.DoctorReport) and not health.damaged and not health.findings
+
 
 def test_public_api_errors_say_what_to_do(tmp_path):
     ws = ragreports.Workspace(ragreports.load_settings(home=tmp_path / "home", embedder="hash"))

@@ -1,11 +1,13 @@
 """What both answer engines share: the refusal, answer clipping, the prompt-injection check and the rules file.
 
 Passage text is data: sentences that read like instructions to a model (``忽略以上指令…``) are never answers or
-citations, in either engine. Rules are data in ``ragreports/data/answer_rules.yaml``.
+citations, in either engine (:func:`is_injection`, rules in ``ragreports/data/injection_rules.yaml``, shared with the
+flagging at ingest). The other answering rules are data in ``ragreports/data/answer_rules.yaml``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import unicodedata
@@ -16,6 +18,8 @@ from pydantic import BaseModel, ConfigDict
 
 from ragreports.data import load_rules
 from ragreports.retrieve.query import QueryPlan, implied_measure
+from ragreports.text import injection
+from ragreports.text.flags import outside, overlaps, text_flags
 from ragreports.types import Answer, SearchResult
 
 REFUSAL = "报告中未找到相关信息。"
@@ -27,7 +31,6 @@ class AnswerRulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     min_score: float
     compatible_units: list[list[str]]
-    injection_patterns: list[str]
     who_patterns: list[str]
     asks_name: list[str]
     frame_words: list[str]
@@ -39,7 +42,6 @@ class AnswerRulesFile(BaseModel):
 class AnswerRules:
     min_score: float
     compatible_units: tuple[frozenset[str], ...]
-    injection: re.Pattern[str]
     who_patterns: tuple[re.Pattern[str], ...]
     asks_name: re.Pattern[str]
     frame_words: frozenset[str]
@@ -54,7 +56,6 @@ def rules() -> AnswerRules:
     return AnswerRules(
         min_score=r.min_score,
         compatible_units=tuple(frozenset(g) for g in r.compatible_units),
-        injection=re.compile("|".join(f"(?:{p})" for p in r.injection_patterns), re.I),
         who_patterns=tuple(re.compile(p) for p in r.who_patterns),
         asks_name=re.compile("(?:" + "|".join(map(re.escape, r.asks_name)) + r")([^，,。？?！!]{1,6})"),
         frame_words=frozenset(r.frame_words),
@@ -65,7 +66,7 @@ def rules() -> AnswerRules:
 
 def is_injection(text: str) -> bool:
     """True when ``text`` reads like an instruction to a model (prompt injection), not report content."""
-    return bool(rules().injection.search(unicodedata.normalize("NFKC", text)))
+    return injection.is_injection(text)
 
 
 def key(s: str) -> str:
@@ -101,6 +102,41 @@ def answerable_passages(plan: QueryPlan, passages: Sequence[SearchResult], texts
     """The passages that can answer: the question's evidence allows them (:meth:`QueryPlan.allows`) and their
     report writes what the question asks about (:func:`missing_keywords`). Both engines answer from these only."""
     return [p for p in passages if plan.allows(p) and not missing_keywords(plan, texts.get(p.doc_id, p.text))]
+
+
+def guard_passages(passages: Sequence[SearchResult], texts: Mapping[str, str], *, allow_injection: bool = False
+                   ) -> tuple[list[SearchResult], dict[str, tuple[tuple[int, int], ...]]]:
+    """The passages cut around their report's flagged text (:mod:`ragreports.text.flags`: unreadable text always,
+    text addressed to a model unless ``allow_injection``), and per document the spans no citation may touch (all
+    flagged text, whatever ``allow_injection`` says)."""
+    flags = {d: text_flags(t) for d, t in texts.items()}
+    cut = {d: f.excluded(injection=not allow_injection) for d, f in flags.items()}
+    usable = [piece for p in passages for piece in _cut_around(p, cut.get(p.doc_id, ()))]
+    return usable, {d: f.excluded() for d, f in flags.items()}
+
+
+def _cut_around(p: SearchResult, spans: tuple[tuple[int, int], ...]) -> list[SearchResult]:
+    """The passage, or the pieces of it outside ``spans`` (document offsets), as passages of their own."""
+    if not spans or not overlaps(p.start, p.end, spans):
+        return [p]
+    return [dataclasses.replace(p, text=p.text[s - p.start:e - p.start], start=s, end=e)
+            for s, e in outside(p.start, p.end, spans) if p.text[s - p.start:e - p.start].strip()]
+
+
+def checked(ans: Answer, plan: QueryPlan, keep_out: Mapping[str, tuple[tuple[int, int], ...]],
+            passages: Sequence[SearchResult]) -> Answer:
+    """The answer with only the citations outside flagged text (``keep_out``), in retrieved documents whose passages
+    the question's evidence allows (:meth:`QueryPlan.allows`); a refusal when none is left."""
+    if ans.refused:
+        return ans
+    allowed = {p.doc_id for p in passages if plan.allows(p)}
+    kept = tuple(c for c in ans.citations
+                 if c.doc_id in allowed and not overlaps(c.start, c.end, keep_out.get(c.doc_id, ())))
+    if kept == ans.citations:
+        return ans
+    if not kept:
+        return refusal(ans.question, ans.engine, ans.prompt)
+    return dataclasses.replace(ans, citations=kept)
 
 
 def refusal(question: str, engine: str, prompt: str | None = None) -> Answer:

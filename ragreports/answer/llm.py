@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ragreports.answer.common import answerable_passages, clip, is_injection, refusal
+from ragreports.answer.common import answerable_passages, checked, clip, guard_passages, is_injection, refusal
 from ragreports.data import prompts_dir as packaged_prompts_dir
 from ragreports.errors import ConfigError, StructuredOutputError
 from ragreports.llm.base import ChatModel, invoke
@@ -147,7 +147,8 @@ def _verify(x: dict) -> Answer:
 
 def answer_chain(chat_model: ChatModel, *, prompts_dir: Path | None = None, context_tokens: int = 3000,
                  reasks: int = 2, stream: bool = False, retriever: Retriever | None = None, k: int = 5,
-                 filters: SearchFilters | None = None, doc_text: Callable[[str], str] | None = None):
+                 filters: SearchFilters | None = None, doc_text: Callable[[str], str] | None = None,
+                 allow_flagged: bool = False):
     """The llm answer engine as one LangChain (LCEL) chain -> ``{"answer": Answer, "passages": [SearchResult]}``.
 
     With ``retriever`` the input is ``{"question"}`` and the chain starts with it as a LangChain ``BaseRetriever``
@@ -155,8 +156,9 @@ def answer_chain(chat_model: ChatModel, *, prompts_dir: Path | None = None, cont
     the input is ``{"question", "passages", "texts", "plan"}``. Then: passages packed under ``context_tokens`` ->
     ``prompts/answer.yaml`` as a ChatPromptTemplate -> the chat model with structured output and at most
     ``reasks`` re-asks (streamed with ``stream``) -> every quote verified in code. Only passages the question's
-    evidence allows go to the model (:meth:`QueryPlan.allows`, :func:`missing_keywords`); none, or no valid reply
-    after the re-asks: refusal.
+    evidence allows go to the model (:meth:`QueryPlan.allows`, :func:`missing_keywords`), cut around their report's
+    flagged text (unreadable text always, text addressed to a model unless ``allow_flagged``); no citation may touch
+    flagged text. No passage left, or no valid reply after the re-asks: refusal.
     """
     from langchain_core.runnables import RunnableBranch, RunnableLambda, RunnablePassthrough
 
@@ -173,9 +175,10 @@ def answer_chain(chat_model: ChatModel, *, prompts_dir: Path | None = None, cont
 
     def prepare(x: dict) -> dict:
         plan = x.get("plan") or understand(x["question"], [])
-        passages = answerable_passages(plan, x["passages"], x["texts"])
+        usable, keep_out = guard_passages(x["passages"], x["texts"], allow_injection=allow_flagged)
+        passages = answerable_passages(plan, usable, x["texts"])
         block, sources, used = prompt_passages(passages, context_tokens, counter)
-        return {**x, "plan": plan, "allowed": passages, "prompt": prompt.ref,
+        return {**x, "plan": plan, "allowed": passages, "keep_out": keep_out, "prompt": prompt.ref,
                 "values": {"question": x["question"], "passages": block, "sources": sources}, "used": used}
 
     ask = RunnablePassthrough.assign(reply=(lambda x: x["values"]) | prompt.to_langchain() | structured)
@@ -183,7 +186,7 @@ def answer_chain(chat_model: ChatModel, *, prompts_dir: Path | None = None, cont
         [RunnableLambda(_refuse)], exceptions_to_handle=(StructuredOutputError,), exception_key="error")
     answer = RunnableBranch((lambda x: not x["allowed"], RunnableLambda(_refuse)), model_path)
     chain = RunnableLambda(prepare) | RunnablePassthrough.assign(answer=answer) | \
-        (lambda x: {"answer": x["answer"], "passages": x["passages"]})
+        (lambda x: {"answer": checked(x["answer"], x["plan"], x["keep_out"], x["passages"]), "passages": x["passages"]})
     if retriever is None:
         return chain
     if doc_text is None:
@@ -194,23 +197,24 @@ def answer_chain(chat_model: ChatModel, *, prompts_dir: Path | None = None, cont
 
 def answer_llm(question: str, passages: Sequence[SearchResult], texts: Mapping[str, str], plan: QueryPlan | None,
                *, chat_model: ChatModel | None, prompts_dir: Path | None, context_tokens: int, reasks: int = 2,
-               callbacks: Sequence = ()) -> Answer:
+               callbacks: Sequence = (), allow_flagged: bool = False) -> Answer:
     """LLM engine on passages already retrieved: a JSON answer; only verified quotes become citations.
     ``callbacks`` (LangChain handlers, e.g. a live draft) are called too, and the model streams to them."""
     chat_model = _need(chat_model)
     chain = answer_chain(chat_model, prompts_dir=prompts_dir, context_tokens=context_tokens, reasks=reasks,
-                         stream=bool(callbacks))
+                         stream=bool(callbacks), allow_flagged=allow_flagged)
     value = {"question": question, "passages": list(passages), "texts": texts, "plan": plan}
     return invoke(chain, value, chat_model, chat_model.config(_ref(prompts_dir), callbacks))["answer"]
 
 
 def ask_llm(question: str, retriever: Retriever, *, k: int, filters: SearchFilters, doc_text: Callable[[str], str],
             chat_model: ChatModel | None, prompts_dir: Path | None, context_tokens: int, reasks: int = 2,
-            callbacks: Sequence = ()) -> tuple[Answer, list[SearchResult]]:
+            callbacks: Sequence = (), allow_flagged: bool = False) -> tuple[Answer, list[SearchResult]]:
     """Retrieve and answer in one chain (``answer_chain`` with the retriever): (answer, passages retrieved)."""
     chat_model = _need(chat_model)
     chain = answer_chain(chat_model, prompts_dir=prompts_dir, context_tokens=context_tokens, reasks=reasks,
-                         stream=bool(callbacks), retriever=retriever, k=k, filters=filters, doc_text=doc_text)
+                         stream=bool(callbacks), retriever=retriever, k=k, filters=filters, doc_text=doc_text,
+                         allow_flagged=allow_flagged)
     out = invoke(chain, {"question": question}, chat_model, chat_model.config(_ref(prompts_dir), callbacks))
     return out["answer"], out["passages"]
 

@@ -6,6 +6,9 @@
   Overlapping evidence spans are cut into elementary segments so the markup stays well nested.
 * :func:`render_json` — the ``summarize --json`` object of spec/cli-json.md.
 * :func:`compare_rows` / :func:`render_compare` — one row per report, recurring key figures as columns.
+
+Every rendering passes through :func:`ragreports.redaction.redact` (an exit of the process): a secret that reached a
+brief — say a key a model server echoed into the warning of a fallback — never reaches the file or the screen.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from ragreports.brief.cues import load_cues
 from ragreports.brief.model import Brief, BriefItem
 from ragreports.errors import ConfigError
+from ragreports.redaction import redact, redact_obj
 from ragreports.text.normalize import match_key
 
 SECTION_TITLES = {
@@ -38,7 +42,7 @@ FIXED_COLUMNS = ("doc_id", "issuer", "region", "year", "published")
 
 def render_json(brief: Brief) -> dict[str, Any]:
     """The ``summarize --json`` object (spec/cli-json.md); extra keys: dropped_items, warnings, engine."""
-    return brief.model_dump(mode="json")
+    return redact_obj(brief.model_dump(mode="json"))
 
 
 def _fmt_value(value: float) -> str:
@@ -106,7 +110,7 @@ def render_markdown(brief: Brief) -> str:
     lines.append(footer + "*")
     for w in brief.warnings:
         lines.append(f"\n> 注意：{w}")
-    return "\n".join(lines).rstrip() + "\n"
+    return redact("\n".join(lines).rstrip() + "\n")
 
 
 # ------------------------------------------------------------------------------------------------- html
@@ -207,7 +211,7 @@ def render_html(brief: Brief, doc_text: str) -> str:
     parts.append("<h2>报告原文</h2>")
     parts.append(f'<div id="report">{_marked_text(doc_text, spans, ids)}</div>')
     parts.append(f"<script>{_JS}</script></body></html>")
-    return "\n".join(parts) + "\n"
+    return redact("\n".join(parts) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------- compare
@@ -280,10 +284,10 @@ def render_compare(rows: Sequence[dict[str, Any]], fmt: str = "csv") -> str:
         w.writerow(columns)
         for r in rows:
             w.writerow([cell(r.get(c)) for c in columns])
-        return buf.getvalue()
+        return redact(buf.getvalue())
     if fmt == "md":
         out = ["| " + " | ".join(_md_cell(c) for c in columns) + " |", "|" + " --- |" * len(columns)]
         for r in rows:
             out.append("| " + " | ".join(_md_cell(cell(r.get(c))) for c in columns) + " |")
-        return "\n".join(out) + "\n"
+        return redact("\n".join(out) + "\n")
     raise ConfigError(f"unknown compare format {fmt!r}; use csv or md")

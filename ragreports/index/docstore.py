@@ -5,12 +5,21 @@ transaction) -> vectors into Chroma (idempotent upsert by chunk id) -> ``status=
 index generation). Readers only ever see ``ready`` documents, so a killed ingest leaves no half-document visible;
 the next ingest finds the pending row and redoes it. The BM25 index (:mod:`ragreports.index.lexical`) records the
 generation it was built from and is rebuilt whenever it is stale, so it heals itself after an interruption too.
+
+Several processes may open the docstore at once (SQLite WAL: readers see committed state, writers wait up to
+``BUSY_TIMEOUT_S`` for each other); one writer at a time is the job of the home's ``write.lock``. Each chunk row
+keeps its ``flags`` (JSON: spans of text addressed to a model, spans of unreadable text; see
+:mod:`ragreports.text.flags`). A full disk is a :class:`~ragreports.errors.DiskFullError`; on a full disk or a
+read-only home the docstore still opens for reading. Deleted rows are overwritten (``secure_delete``) and
+:meth:`DocStore.vacuum` leaves no trace of them in the files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import sqlite3
 import unicodedata
@@ -18,7 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragreports.errors import ConfigError, DocumentNotFoundError, IndexMismatchError
+from ragreports.errors import ConfigError, DocumentNotFoundError, IndexMismatchError, RagReportsError
+from ragreports.index.faults import disk_full, is_disk_full
 from ragreports.types import Chunk, Meta
 
 log = logging.getLogger("ragreports.index")
@@ -35,9 +45,10 @@ CREATE TABLE IF NOT EXISTS chunks (
     years TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL DEFAULT '', mentions TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (doc_id, idx));
 """
-# columns added after the first release: (table, column, declaration), added to older index files on open
-_ADDED_COLUMNS = (("chunks", "years", "TEXT NOT NULL DEFAULT ''"), ("chunks", "kind", "TEXT NOT NULL DEFAULT ''"),
-                  ("chunks", "mentions", "TEXT NOT NULL DEFAULT ''"))
+# Columns added after the first release (additive: ALTER TABLE ... ADD COLUMN on open when missing).
+ADDED_COLUMNS = {"chunks": [("years", "TEXT NOT NULL DEFAULT ''"), ("kind", "TEXT NOT NULL DEFAULT ''"),
+                            ("mentions", "TEXT NOT NULL DEFAULT ''"), ("flags", "TEXT NOT NULL DEFAULT ''")]}
+BUSY_TIMEOUT_S = 30.0
 _CHUNK_COLS = 'doc_id, idx, text, start, "end", section, tokens, years, kind, mentions'
 
 
@@ -76,16 +87,62 @@ class DocStore:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.readonly = False
+        try:
+            self.db = self._connect(str(path), uri=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA secure_delete=ON")
+            self._migrate()
+        except sqlite3.OperationalError as exc:
+            if not path.exists() or not (is_disk_full(exc) or "readonly" in str(exc) or "read-only" in str(exc)
+                                         or "disk I/O" in str(exc) or "unable to open" in str(exc)):
+                raise
+            self._open_readonly(exc)
+
+    @staticmethod
+    def _connect(target: str, uri: bool) -> sqlite3.Connection:
         # serialized SQLite (sqlite3.threadsafety == 3): one connection may serve LCEL worker threads too
-        self.db = sqlite3.connect(str(path), check_same_thread=sqlite3.threadsafety < 3)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        for table, column, decl in _ADDED_COLUMNS:
-            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
-            if column not in have:
-                with self.db:
-                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        return sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, check_same_thread=sqlite3.threadsafety < 3)
+
+    def _migrate(self) -> None:
+        have = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"info", "documents", "chunks"} <= have:
+            self.db.executescript(SCHEMA)
+        for table, cols in ADDED_COLUMNS.items():
+            present = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, decl in cols:
+                if name not in present:
+                    with self.db:
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+
+    def _open_readonly(self, cause: Exception) -> None:
+        """The docstore for reading only (a full disk or a read-only home): read-only mode, else immutable."""
+        for query in ("mode=ro", "immutable=1"):
+            try:
+                db = self._connect(f"file:{self.path}?{query}", uri=True)
+                db.execute("SELECT count(*) FROM documents").fetchone()
+            except sqlite3.Error:
+                continue
+            self.db, self.readonly = db, True
+            log.warning("the docstore at %s is open for reading only (the disk is full or read-only: %s)",
+                        self.path, cause)
+            return
+        raise cause
+
+    @contextlib.contextmanager
+    def _write(self):
+        """One write transaction; a full disk becomes DiskFullError (the transaction is rolled back)."""
+        try:
+            with self.db:
+                yield self.db
+        except sqlite3.OperationalError as exc:
+            if is_disk_full(exc):
+                raise disk_full(self.path) from None
+            if self.readonly or "readonly" in str(exc):
+                raise ConfigError(f"the index at {self.path.parent} is read-only here ({exc}); make it writable "
+                                  "or use another --home") from None
+            raise
 
     # -- info ---------------------------------------------------------------------------------------------
     def info(self, key: str) -> str | None:
@@ -93,8 +150,8 @@ class DocStore:
         return row[0] if row else None
 
     def set_info(self, key: str, value: str) -> None:
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO info VALUES (?, ?)", (key, value))
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO info VALUES (?, ?)", (key, value))
 
     @property
     def generation(self) -> int:
@@ -152,34 +209,64 @@ class DocStore:
 
     def begin_document(self, *, doc_id: str, source: str, sha256: str, fingerprint: str, text: str,
                        original: str, meta: Meta, encoding: str, fmt: str,
-                       chunks: Sequence[Chunk], terms: Sequence[str]) -> None:
-        """Write the document and its chunks as ``pending`` in one transaction (invisible to readers)."""
-        with self.db:
-            self.db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
-            self.db.execute(
-                "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                       chunks: Sequence[Chunk], terms: Sequence[str], flags: Sequence[str] | None = None) -> None:
+        """Write the document and its chunks as ``pending`` in one transaction (invisible to readers).
+
+        ``flags`` holds one JSON string per chunk (``""`` for none). A ``doc_id`` already used by another source
+        is an error, never a silent replacement."""
+        flags = list(flags) if flags is not None else [""] * len(chunks)
+        with self._write() as db:
+            row = db.execute("SELECT source FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+            if row is not None and row[0] != source:
+                raise RagReportsError(f"doc id {doc_id!r} already names {row[0]}, not {source}; re-run the "
+                                      "ingest (ids are chosen under the index's write lock)")
+            db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+            db.execute(
+                "INSERT OR REPLACE INTO documents (doc_id, source, sha256, fingerprint, status, text, original, "
+                "meta, encoding, format, chunks) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (doc_id, source, sha256, fingerprint, "pending", text, original,
                  json.dumps(meta.to_json(), ensure_ascii=False), encoding, fmt, len(chunks)),
             )
-            self.db.executemany(
-                'INSERT INTO chunks (doc_id, idx, start, "end", section, tokens, text, terms, years, kind, mentions) '
-                'VALUES (?,?,?,?,?,?,?,?,?,?,?)',
+            db.executemany(
+                'INSERT INTO chunks (doc_id, idx, start, "end", section, tokens, text, terms, years, kind, mentions, '
+                "flags) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(doc_id, c.index, c.start, c.end, c.section, c.tokens, c.text, t, ",".join(map(str, c.years)), c.kind,
-                  ",".join(map(str, c.mentions))) for c, t in zip(chunks, terms, strict=True)],
+                  ",".join(map(str, c.mentions)), f) for c, t, f in zip(chunks, terms, flags, strict=True)],
             )
             if self.info("generation") is None:
-                self.db.execute("INSERT INTO info VALUES ('generation', '0')")
+                db.execute("INSERT INTO info VALUES ('generation', '0')")
 
     def mark_ready(self, doc_id: str) -> None:
-        with self.db:
-            self.db.execute("UPDATE documents SET status='ready' WHERE doc_id=?", (doc_id,))
+        with self._write() as db:
+            db.execute("UPDATE documents SET status='ready' WHERE doc_id=?", (doc_id,))
             self._bump()
 
     def delete(self, doc_id: str) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
-            self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+        with self._write() as db:
+            db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+            db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
             self._bump()
+
+    def vacuum(self) -> bool:
+        """Rewrite the file without free pages and empty the WAL, so deleted text is gone from disk. False when
+        another connection kept part of the WAL (it is emptied by a later write)."""
+        try:
+            self.db.execute("VACUUM")
+            busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError as exc:
+            if is_disk_full(exc):
+                raise disk_full(self.path) from None
+            log.warning("could not vacuum the docstore at %s (%s)", self.path, exc)
+            return False
+        return not busy
+
+    def chunk_flags(self, doc_id: str) -> dict[int, dict]:
+        """The flags of each flagged chunk of ``doc_id`` (chunk index -> {"injection": [...], "unreadable": [...]})."""
+        try:
+            rows = self.db.execute("SELECT idx, flags FROM chunks WHERE doc_id=? AND flags<>''", (doc_id,)).fetchall()
+        except sqlite3.OperationalError:  # an older docstore opened read-only, before its column was added
+            return {}
+        return {int(i): json.loads(f) for i, f in rows}
 
     def chunks(self, doc_id: str) -> list[Chunk]:
         rows = self.db.execute(f"SELECT {_CHUNK_COLS} FROM chunks WHERE doc_id=? ORDER BY idx", (doc_id,))
@@ -200,6 +287,29 @@ class DocStore:
             "WHERE d.status='ready'"
         )
         return {(d, i): (_years(ys), kind, _years(ms)) for d, i, ys, kind, ms in rows}
+
+    def chunk_ids(self, status: str = "ready") -> dict[str, list[int]]:
+        """Chunk indexes per document of the given status."""
+        rows = self.db.execute(
+            "SELECT c.doc_id, c.idx FROM chunks c JOIN documents d ON d.doc_id=c.doc_id WHERE d.status=? "
+            "ORDER BY c.doc_id, c.idx", (status,))
+        out: dict[str, list[int]] = {}
+        for d, i in rows:
+            out.setdefault(d, []).append(int(i))
+        return out
+
+    def integrity(self) -> list[str]:
+        """Problems SQLite and the rows themselves report: ``quick_check``, chunk counts, chunk text vs offsets."""
+        problems = [r[0] for r in self.db.execute("PRAGMA quick_check") if r[0] != "ok"]
+        for rec in self.list("ready"):
+            text, _ = self.text(rec.doc_id)
+            chunks = self.chunks(rec.doc_id)
+            if len(chunks) != rec.chunks:
+                problems.append(f"{rec.doc_id}: {len(chunks)} chunk rows, {rec.chunks} recorded")
+            bad = [c.index for c in chunks if text[c.start:c.end] != c.text]
+            if bad:
+                problems.append(f"{rec.doc_id}: chunk(s) {bad[:5]} do not match the document text")
+        return problems
 
     def ready_terms(self) -> list[tuple[str, int, str]]:
         rows = self.db.execute(
@@ -228,11 +338,14 @@ def check_index_identity(docstore: DocStore, embedder_name: str, dim: int) -> No
 
 
 def ensure_home(home: Path) -> None:
+    """Check that the index location can be written (writers call this before any change)."""
     try:
         home.mkdir(parents=True, exist_ok=True)
-        probe = home / ".write-test"
+        probe = home / f".write-test-{os.getpid()}"
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full(home) from None
         raise ConfigError(f"cannot write to the index location {home} ({exc.strerror}); "
                           "set RAGREPORTS_HOME or --home") from None

@@ -22,7 +22,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from pydantic import SecretStr
 
-from ragreports.errors import ProviderError
+from ragreports.errors import ConfigError, ProviderError
+from ragreports.index.faults import disk_full, is_disk_full
 from ragreports.llm.base import is_provider_failure, redact
 
 
@@ -152,23 +153,33 @@ class LangChainEmbedder:
 
 
 class EmbeddingCache:
-    """Vectors keyed by sha256(embedder name, text) in SQLite, so unchanged text is never embedded twice."""
+    """Vectors keyed by sha256(embedder name, text) in SQLite, so unchanged text is never embedded twice.
+
+    Shared by every index (and process) using the same cache dir; an unwritable cache dir is a ConfigError, a full
+    disk a DiskFullError."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
+        except (OSError, sqlite3.Error) as exc:
+            if is_disk_full(exc):
+                raise disk_full(path.parent) from None
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(f"cannot use the embedding cache at {path.parent} ({why}); set RAGREPORTS_CACHE_DIR "
+                              "to a writable folder") from None
         self._lock = threading.Lock()
 
     @staticmethod
     def key(embedder: str, text: str) -> str:
         return hashlib.sha256(f"{embedder}\0{text}".encode()).hexdigest()
 
-    def embed(self, embedder: Embedder, texts: Sequence[str], on_embedded: Callable[[int], None] | None = None,
-              batch_size: int = 16) -> tuple[np.ndarray, int]:
-        """Vectors for ``texts`` (cached or computed); returns (matrix, number actually embedded)."""
-        keys = [self.key(embedder.name, t) for t in texts]
+    def lookup(self, embedder_name: str, texts: Sequence[str]) -> dict[int, np.ndarray]:
+        """The cached vectors of ``texts`` (index -> vector); nothing is embedded."""
+        keys = [self.key(embedder_name, t) for t in texts]
         found: dict[str, np.ndarray] = {}
         with self._lock:
             for i in range(0, len(keys), 500):
@@ -176,16 +187,29 @@ class EmbeddingCache:
                 q = f"SELECT key, vec FROM vectors WHERE key IN ({','.join('?' * len(part))})"
                 for k, blob in self._db.execute(q, part):
                     found[k] = np.frombuffer(blob, dtype=np.float32)
+        return {i: found[k] for i, k in enumerate(keys) if k in found}
+
+    def embed(self, embedder: Embedder, texts: Sequence[str], on_embedded: Callable[[int], None] | None = None,
+              batch_size: int = 16) -> tuple[np.ndarray, int]:
+        """Vectors for ``texts`` (cached or computed); returns (matrix, number actually embedded)."""
+        keys = [self.key(embedder.name, t) for t in texts]
+        cached = self.lookup(embedder.name, texts)
+        found: dict[str, np.ndarray] = {keys[i]: v for i, v in cached.items()}
         missing = [i for i, k in enumerate(keys) if k not in found]
         for b in range(0, len(missing), batch_size):
             idx = missing[b : b + batch_size]
             vecs = embedder.embed_documents([texts[i] for i in idx])
-            with self._lock, self._db:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                    [(keys[i], int(v.shape[0]), v.astype(np.float32).tobytes())
-                     for i, v in zip(idx, vecs, strict=True)],
-                )
+            try:
+                with self._lock, self._db:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                        [(keys[i], int(v.shape[0]), v.astype(np.float32).tobytes())
+                         for i, v in zip(idx, vecs, strict=True)],
+                    )
+            except sqlite3.OperationalError as exc:
+                if is_disk_full(exc):
+                    raise disk_full(self.path.parent) from None
+                raise
             for i, v in zip(idx, vecs, strict=True):
                 found[keys[i]] = v
             if on_embedded:

@@ -10,12 +10,15 @@ import logging
 import os
 import re
 import shutil
+import time
 import unicodedata
+import uuid
 from pathlib import Path
 
 import numpy as np
 
 from ragreports.index.docstore import DocStore
+from ragreports.index.locks import FileLock, storage_lock
 from ragreports.text.numbers import iter_quantities, match_unit, parse_chinese_numeral
 from ragreports.text.numbers import rules as number_rules
 from ragreports.types import Chunk, Meta
@@ -86,11 +89,16 @@ def chunk_terms(meta: Meta, chunk: Chunk) -> list[str]:
 
 
 class LexicalIndex:
-    """BM25 (bm25s) over the chunks of ready documents, persisted next to the docstore."""
+    """BM25 (bm25s) over the chunks of ready documents, persisted next to the docstore.
 
-    def __init__(self, directory: Path, docstore: DocStore):
+    The files are built in a private folder and swapped in under the home's storage lock, so a reader never loads a
+    half-written index and two processes rebuilding at once cannot collide. When the index cannot be saved (a full
+    disk, a read-only home) the rebuilt one is used from memory."""
+
+    def __init__(self, directory: Path, docstore: DocStore, lock: FileLock | None = None):
         self.dir = directory
         self.docstore = docstore
+        self.lock = lock or storage_lock(directory.parent)
         self._bm25 = None
         self._ids: list[tuple[str, int]] = []
         self._gen = -1
@@ -99,20 +107,43 @@ class LexicalIndex:
         gen = self.docstore.generation
         if self._bm25 is not None and self._gen == gen:
             return
-        meta_path = self.dir / "ids.json"
-        if meta_path.exists():
-            try:
-                meta = json.loads(meta_path.read_text())
-                if meta.get("generation") == gen:
-                    import bm25s
-
-                    self._ids = [tuple(x) for x in meta["ids"]]  # type: ignore[misc]
-                    self._bm25 = bm25s.BM25.load(str(self.dir / "bm25"), show_progress=False) if self._ids else None
-                    self._gen = gen
-                    return
-            except (OSError, ValueError, KeyError):
-                log.warning("BM25 index at %s unreadable; rebuilding", self.dir)
+        if self._gen == gen and not self._ids:  # built empty for this generation
+            return
+        with self.lock.hold():
+            if self._load(gen):
+                return
         self.rebuild()
+
+    def _load(self, gen: int) -> bool:
+        meta_path = self.dir / "ids.json"
+        if not meta_path.exists():
+            return False
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("generation") != gen:
+                return False
+            import bm25s
+
+            ids = [tuple(x) for x in meta["ids"]]
+            self._bm25 = bm25s.BM25.load(str(self.dir / "bm25"), show_progress=False) if ids else None
+            self._ids = ids  # type: ignore[assignment]
+            self._gen = gen
+            return True
+        except (OSError, ValueError, KeyError):
+            log.warning("BM25 index at %s unreadable; rebuilding", self.dir)
+            return False
+
+    def state(self) -> dict:
+        """What is on disk, for ``doctor``: ``generation`` and ``ids`` of the saved index (None when unreadable)."""
+        with self.lock.hold():
+            try:
+                meta = json.loads((self.dir / "ids.json").read_text())
+                ids = [tuple(x) for x in meta["ids"]]
+                if ids and not (self.dir / "bm25").exists():
+                    raise OSError("bm25 folder missing")
+                return {"generation": meta.get("generation"), "ids": ids}
+            except (OSError, ValueError, KeyError, TypeError):
+                return {"generation": None, "ids": None}
 
     def rebuild(self) -> None:
         import bm25s
@@ -123,24 +154,43 @@ class LexicalIndex:
         gen = self.docstore.generation
         self._ids = [(d, i) for d, i, _ in rows]
         corpus = [t.split(" ") if t else [] for _, _, t in rows]
-        tmp = self.dir.with_name(self.dir.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
         if corpus:
             bm = bm25s.BM25()
             bm.index(corpus, show_progress=False)
-            bm.save(str(tmp / "bm25"), show_progress=False)
             self._bm25 = bm
         else:
             self._bm25 = None
-        (tmp / "ids.json").write_text(json.dumps({"generation": gen, "ids": self._ids}))
-        old = self.dir.with_name(self.dir.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.dir.exists():
-            os.replace(self.dir, old)
-        os.replace(tmp, self.dir)
-        shutil.rmtree(old, ignore_errors=True)
         self._gen = gen
+        try:
+            self._save(gen)
+        except OSError as exc:  # a full disk or a read-only home: searching still works from memory
+            log.warning("could not save the BM25 index to %s (%s); using it from memory", self.dir,
+                        exc.strerror or exc)
+
+    def _save(self, gen: int) -> None:
+        tmp = self.dir.with_name(f"{self.dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            tmp.mkdir(parents=True)
+            if self._bm25 is not None:
+                self._bm25.save(str(tmp / "bm25"), show_progress=False)
+            (tmp / "ids.json").write_text(json.dumps({"generation": gen, "ids": self._ids}))
+            with self.lock.hold():
+                try:  # a newer index saved meanwhile by another process wins
+                    if json.loads((self.dir / "ids.json").read_text()).get("generation", -1) > gen:
+                        return
+                except (OSError, ValueError):
+                    pass
+                old = self.dir.with_name(f"{self.dir.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+                if self.dir.exists():
+                    os.replace(self.dir, old)
+                os.replace(tmp, self.dir)
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for pattern in (f"{self.dir.name}.tmp*", f"{self.dir.name}.old*"):  # left behind by killed processes
+            for stale in self.dir.parent.glob(pattern):
+                if _older_than(stale, 3600):
+                    shutil.rmtree(stale, ignore_errors=True)
 
     def query(self, terms: list[str], n: int, doc_ids: set[str] | None) -> list[tuple[tuple[str, int], float]]:
         self._load_or_build()
@@ -153,3 +203,9 @@ class LexicalIndex:
         order = np.argsort(-scores, kind="stable")[:n]
         return [(self._ids[i], float(scores[i])) for i in order if scores[i] > 0]
 
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False

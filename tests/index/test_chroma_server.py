@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ragreports.errors import ProviderError
+from ragreports.errors import ConfigError
 from ragreports.workspace import Workspace
 
 pytestmark = pytest.mark.server
@@ -72,6 +72,7 @@ def test_ingest_and_search_through_server(chroma_server, samples, hash_settings)
 
 
 def test_server_down_is_a_clear_error(hash_settings):
-    settings = hash_settings.model_copy(update={"chroma_url": f"http://127.0.0.1:{_free_port()}"})
-    with pytest.raises(ProviderError, match="chroma run"):
+    settings = hash_settings.model_copy(update={"chroma_url": f"http://user:pw-s3cret@127.0.0.1:{_free_port()}"})
+    with pytest.raises(ConfigError, match="chroma run") as e:  # a configuration error: exit code 2, as README says
         Workspace(settings).search("技术合同")
+    assert e.value.exit_code == 2 and "pw-s3cret" not in str(e.value) and "user" not in str(e.value)
